@@ -1,0 +1,103 @@
+"""Reading and atomically writing model folders in the zoo.
+
+A model folder is written in full under a hidden temporary name inside the zoo
+and then renamed into place, so a killed trainer never leaves a half-written
+model where `list_models()` would see it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Callable
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ZOO_ENV = "DERMLAB_ZOO"
+MODEL_FILE = "model.keras"
+CARD_FILE = "card.json"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+PREDICTIONS_FILE = "predictions.csv"
+ZOO_INDEX = "zoo.json"
+
+
+def zoo_dir() -> Path:
+    """The zoo root: $DERMLAB_ZOO if set, else model_zoo/models in this package."""
+    return Path(os.environ.get(ZOO_ENV) or PACKAGE_DIR / "models")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def write_model_folder(model_id: str, fill: Callable[[Path], None], root: Path | None = None) -> Path:
+    """Create zoo/<model_id> atomically: `fill(tmp_dir)` writes the files, then one rename publishes them.
+
+    An existing folder of the same id is replaced only after the new one is complete.
+    """
+    root = Path(root or zoo_dir())
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{model_id}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        _fsync_tree(tmp)
+        final = root / model_id
+        if final.exists():
+            old = root / f".old-{model_id}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def model_folders(root: Path | None = None) -> list[Path]:
+    """Published model folders (hidden temporary folders are ignored)."""
+    root = Path(root or zoo_dir())
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).is_file())
+
+
+def read_index(root: Path | None = None) -> dict:
+    """zoo.json: {"default": model_id} and any other zoo-wide settings."""
+    path = Path(root or zoo_dir()) / ZOO_INDEX
+    return read_json(path) if path.is_file() else {}
+
+
+def set_default_model(model_id: str, root: Path | None = None) -> None:
+    root = Path(root or zoo_dir())
+    index = read_index(root)
+    index["default"] = model_id
+    write_json_atomic(root / ZOO_INDEX, index)

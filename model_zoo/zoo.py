@@ -1,0 +1,165 @@
+"""The zoo's public API: list trained models, load one, predict.
+
+Used by the app and by outside scripts; never imports the trainer.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import store
+from .preprocessing import ImageSource, prepare_batch
+
+log = logging.getLogger(__name__)
+PREDICT_BATCH = 32
+
+
+class ModelUnavailable(RuntimeError):
+    """A model that cannot be used: missing, damaged or tampered file. The message says why."""
+
+
+def _headline(card: dict) -> float:
+    return float(card.get("headline", {}).get("test_balanced_accuracy") or 0.0)
+
+
+def list_models(root: Optional[Path] = None) -> list[dict]:
+    """Cards of every model in the zoo: the default model first, then by dataset and test balanced accuracy.
+
+    Each card gains `status` ("ok" or "unavailable") and `status_reason`, checked
+    cheaply (file present, size and sha256 as recorded).
+    """
+    cards = []
+    for folder in store.model_folders(root):
+        try:
+            card = store.read_json(folder / store.CARD_FILE)
+        except (OSError, ValueError) as exc:
+            log.warning("Skipping %s: unreadable card (%s)", folder.name, exc)
+            continue
+        card.setdefault("id", folder.name)
+        card["folder"] = str(folder)
+        card["status"], card["status_reason"] = check_model_file(folder, card)
+        cards.append(card)
+    default = default_model_id(cards, root)
+    cards.sort(key=lambda c: (c["id"] != default, c.get("dataset", ""), -_headline(c), c["id"]))
+    return cards
+
+
+def default_model_id(cards: Sequence[dict], root: Optional[Path] = None) -> Optional[str]:
+    """zoo.json's "default" if usable, else the usable model with the best test balanced accuracy."""
+    usable = [c for c in cards if c.get("status", "ok") == "ok"]
+    wanted = store.read_index(root).get("default")
+    if any(c["id"] == wanted for c in usable):
+        return wanted
+    return max(usable, key=_headline)["id"] if usable else None
+
+
+def check_model_file(folder: Path, card: dict) -> tuple[str, str]:
+    """("ok", "") or ("unavailable", reason) without loading the model."""
+    path = Path(folder) / store.MODEL_FILE
+    if not path.is_file():
+        return "unavailable", f"{store.MODEL_FILE} is missing."
+    expected_size = card.get("size_bytes")
+    if expected_size is not None and path.stat().st_size != expected_size:
+        return "unavailable", f"{store.MODEL_FILE} is {path.stat().st_size} bytes, the card says {expected_size}: truncated or replaced."
+    if card.get("sha256") and store.sha256_file(path) != card["sha256"]:
+        return "unavailable", f"{store.MODEL_FILE} does not match the sha256 in its card: it was changed or damaged."
+    return "ok", ""
+
+
+def get_card(model_id: str, root: Optional[Path] = None) -> dict:
+    """The card of one model; ModelUnavailable if there is none."""
+    for card in list_models(root):
+        if card["id"] == model_id:
+            return card
+    raise ModelUnavailable(f"No model called {model_id!r} in the zoo.")
+
+
+def model_folder(model_id: str, root: Optional[Path] = None) -> Path:
+    folder = Path(root or store.zoo_dir()) / model_id
+    if not (folder / store.CARD_FILE).is_file():
+        raise ModelUnavailable(f"No model called {model_id!r} in the zoo.")
+    return folder
+
+
+def read_metrics(model_id: str, root: Optional[Path] = None) -> dict:
+    """metrics.json: {"validation": {...}, "test": {...}} (see trainer.metrics.compute_metrics)."""
+    path = model_folder(model_id, root) / store.METRICS_FILE
+    return store.read_json(path) if path.is_file() else {}
+
+
+def read_history(model_id: str, root: Optional[Path] = None) -> list[dict]:
+    """history.csv rows (one per epoch, both phases), as dicts of floats (phase as str)."""
+    return _read_csv(model_folder(model_id, root) / store.HISTORY_FILE)
+
+
+def read_predictions(model_id: str, root: Optional[Path] = None) -> list[dict]:
+    """predictions.csv rows: split, image_id, path, true label, predicted label, one column per class probability."""
+    return _read_csv(model_folder(model_id, root) / store.PREDICTIONS_FILE)
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key, value in row.items():
+            try:
+                row[key] = float(value)
+            except (TypeError, ValueError):
+                pass
+    return rows
+
+
+@dataclass
+class ZooModel:
+    """A loaded model and its card; `predict` applies the training preprocessing."""
+
+    card: dict
+    keras_model: object
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card["classes"])
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        height, width = self.card["input_size"]
+        return int(height), int(width)
+
+    def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities for prepared float32 pixels (n, h, w, 3) in 0..255."""
+        import tensorflow as tf
+
+        if not hasattr(self, "_forward"):
+            model = self.keras_model
+            self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        out = [np.asarray(self._forward(tf.constant(batch[i:i + PREDICT_BATCH])), dtype=np.float32)
+               for i in range(0, len(batch), PREDICT_BATCH)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+
+    def predict(self, images: Sequence[ImageSource]) -> np.ndarray:
+        """(n, n_classes) probabilities in card["classes"] order for PIL images / paths / bytes of any size and mode."""
+        return self.predict_arrays(prepare_batch(list(images), self.input_size))
+
+
+def load(model_id: str, root: Optional[Path] = None) -> ZooModel:
+    """Load a zoo model after checking its file against the card (safe_mode: no arbitrary code)."""
+    import keras
+
+    folder = model_folder(model_id, root)
+    card = store.read_json(folder / store.CARD_FILE)
+    status, reason = check_model_file(folder, card)
+    if status != "ok":
+        raise ModelUnavailable(f"Model {model_id!r} is unavailable: {reason}")
+    try:
+        model = keras.models.load_model(folder / store.MODEL_FILE, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001  (any failure to deserialise means "unavailable")
+        raise ModelUnavailable(f"Model {model_id!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
+    card.setdefault("id", model_id)
+    return ZooModel(card=card, keras_model=model)

@@ -1,0 +1,165 @@
+"""Real, tiny trainings on real images, end to end through the CLI functions and the zoo API."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+import model_zoo
+from trainer.cli import build_parser, config_from_args, main
+from trainer.train import run
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--input-size", "64", "--limit-per-class", "6", "--batch-size", "16", "--bootstrap", "50",
+        "--verbose", "0", "--no-tensorboard"]
+
+
+def _config(*extra: str, run_dir: Path, zoo: Path, data_dir: Path):
+    args = build_parser().parse_args(["train", *extra, *TINY, "--run-dir", str(run_dir), "--zoo-dir", str(zoo),
+                                      "--data-dir", str(data_dir)])
+    return config_from_args(args)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    """A custom CNN trained for 2 epochs on 6 images per class, published to a scratch zoo."""
+    base = tmp_path_factory.mktemp("e2e")
+    zoo = base / "zoo"
+    config = _config("-a", "custom_cnn", "-d", "isic_9class", "--epochs", "2", run_dir=base / "run", zoo=zoo,
+                     data_dir=data_dir)
+    folder = run(config)
+    return folder, zoo
+
+
+def test_published_folder_is_complete(trained):
+    folder, _ = trained
+    for name in ("model.keras", "card.json", "metrics.json", "history.csv", "predictions.csv"):
+        assert (folder / name).is_file(), name
+    card = json.loads((folder / "card.json").read_text())
+    for key in ("id", "display_name", "architecture", "dataset", "classes", "input_size", "preprocessing",
+                "pretrained", "trained_on", "sha256", "training"):
+        assert key in card, key
+    assert card["input_size"] == [64, 64] and len(card["classes"]) == 9
+    assert card["training"]["seconds"] > 0 and "CPU" in card["training"]["hardware"]
+
+
+def test_model_loads_and_predicts_probabilities(trained, test_images):
+    folder, zoo = trained
+    model = model_zoo.load(folder.name, zoo)
+    from PIL import Image
+
+    images = [Image.open(p) for p, _ in test_images[:3]] + [Image.open(test_images[0][0]).convert("L").resize((300, 100))]
+    proba = model.predict(images)
+    assert proba.shape == (4, 9) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_metrics_json_matches_sklearn_on_saved_predictions(trained):
+    folder, _ = trained
+    metrics = json.loads((folder / "metrics.json").read_text())
+    classes = json.loads((folder / "card.json").read_text())["classes"]
+    with open(folder / "predictions.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["split"] == "test"]
+    y = np.array([classes.index(r["true"]) for r in rows])
+    proba = np.array([[float(r[f"p_{c}"]) for c in classes] for r in rows])
+    pred = proba.argmax(1)
+    test = metrics["test"]
+    assert test["n"] == len(rows)
+    assert test["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert test["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    assert test["macro_f1"] == pytest.approx(skm.f1_score(y, pred, average="macro", labels=range(9), zero_division=0))
+    assert test["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=range(9)).tolist()
+
+
+def test_history_has_one_row_per_epoch(trained):
+    folder, _ = trained
+    with open(folder / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"loss", "val_loss", "val_balanced_accuracy", "phase"} <= set(rows[0])
+
+
+def test_evaluate_command_reproduces_metrics(trained, data_dir):
+    folder, zoo = trained
+    before = json.loads((folder / "metrics.json").read_text())["test"]["balanced_accuracy"]
+    assert main(["evaluate", folder.name, "--zoo-dir", str(zoo), "--data-dir", str(data_dir), "--bootstrap", "20"]) == 0
+    after = json.loads((folder / "metrics.json").read_text())["test"]["balanced_accuracy"]
+    assert after == pytest.approx(before, abs=1e-6)
+
+
+def test_two_phase_transfer_learning(tmp_path, data_dir, weights_dir):
+    config = _config("-a", "mobilenet_v2", "-d", "ham10000", "--head-epochs", "1", "--epochs", "1",
+                     "--imagenet-weights", str(weights_dir), run_dir=tmp_path / "run", zoo=tmp_path / "zoo",
+                     data_dir=data_dir)
+    folder = run(config)
+    card = json.loads((folder / "card.json").read_text())
+    assert "mobilenet_v2_1.0_224_imagenet_no_top.h5" in card["pretrained"]
+    assert set(card["training"]["phases"]) == {"head", "finetune"}
+    assert card["classes"] == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trainer", *args]
+
+
+def test_kill_mid_epoch_leaves_zoo_unchanged_and_resume_finishes(tmp_path, data_dir):
+    """SIGKILL during epoch 2 of 3: nothing reaches the zoo; --resume completes the run."""
+    zoo, run_dir = tmp_path / "zoo", tmp_path / "run"
+    args = ["train", "-a", "custom_cnn", "-d", "isic_9class", "--epochs", "3", *TINY, "--run-dir", str(run_dir),
+            "--zoo-dir", str(zoo), "--data-dir", str(data_dir), "--early-stopping-patience", "10"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(_cli(*args), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = run_dir / "history_full.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if history.is_file() and len(history.read_text().strip().splitlines()) >= 2:   # header + epoch 1
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "trainer ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not zoo.exists() or [p for p in zoo.iterdir() if not p.name.startswith(".")] == []
+    result = subprocess.run(_cli(*args, "--resume"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(zoo / "custom_cnn_isic_9class" / "history.csv") as handle:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(handle)]
+    assert epochs == [1, 2, 3], "the resumed run should continue after the last finished epoch"
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "tune", "splits", "list", "set-default"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage" in capsys.readouterr().out
+
+
+def test_bad_arguments_and_missing_data_are_clear(tmp_path, capsys, monkeypatch):
+    with pytest.raises(SystemExit):
+        main(["train", "-a", "not_a_model", "-d", "isic_9class"])
+    assert "invalid choice" in capsys.readouterr().err
+    monkeypatch.setenv("DERMLAB_DATA_DIR", str(tmp_path))
+    code = main(["train", "-a", "custom_cnn", "-d", "isic_9class", "--data-dir", str(tmp_path / "missing"),
+                 "--zoo-dir", str(tmp_path / "zoo"), "--run-dir", str(tmp_path / "run")])
+    assert code == 2
+    assert "isic_9class" in capsys.readouterr().err
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_tune_runs_and_scores_on_validation(tmp_path, data_dir):
+    from trainer.tune import OBJECTIVE, tune
+
+    best = tune("custom_cnn", "isic_9class", data_dir=data_dir, max_trials=2, epochs=1, limit_per_class=4,
+                directory=str(tmp_path / "tuner"), sizes=[48, 64])
+    assert best["trials"] == 2
+    assert 0.0 <= best[OBJECTIVE] <= 1.0
+    assert set(best["hyperparameters"]) >= {"learning_rate", "dropout", "dense_units", "input_size"}

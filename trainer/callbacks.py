@@ -1,0 +1,74 @@
+"""Small training-loop additions, one class each (after fastai's callbacks)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="dermlab")
+class BalancedAccuracy(keras.metrics.Metric):
+    """Mean per-class recall over the classes seen so far (streaming; works under tf.distribute)."""
+
+    def __init__(self, num_classes: int, name: str = "balanced_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_classes = num_classes
+        self.hits = self.add_variable(shape=(num_classes,), initializer="zeros", name="hits")
+        self.counts = self.add_variable(shape=(num_classes,), initializer="zeros", name="counts")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        truth = ops.cast(y_true, "float32")                       # one-hot (n, k)
+        predicted = ops.one_hot(ops.argmax(y_pred, axis=-1), self.num_classes)
+        self.hits.assign_add(ops.sum(truth * ops.cast(predicted, "float32"), axis=0))
+        self.counts.assign_add(ops.sum(truth, axis=0))
+
+    def result(self):
+        seen = ops.cast(self.counts > 0, "float32")
+        recall = ops.divide_no_nan(self.hits, self.counts)
+        return ops.divide_no_nan(ops.sum(recall * seen), ops.sum(seen))
+
+    def reset_state(self):
+        self.hits.assign(ops.zeros_like(self.hits))
+        self.counts.assign(ops.zeros_like(self.counts))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds the epoch's wall time (seconds) to the logs, so CSV history records it."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+class PhaseMarker(keras.callbacks.Callback):
+    """Writes a small JSON file when a training phase ends, so --resume can skip finished phases."""
+
+    def __init__(self, path: Path, phase: str):
+        super().__init__()
+        self.path, self.phase = Path(path), phase
+
+    def on_train_end(self, logs=None):
+        if not getattr(self.model, "stop_training_interrupted", False):
+            self.path.write_text(json.dumps({"phase": self.phase, "done": True}))
+
+
+class StopAfterBatches(keras.callbacks.Callback):
+    """Test hook: raise after N training batches, to simulate a crash mid-epoch."""
+
+    def __init__(self, batches: int):
+        super().__init__()
+        self.batches, self.seen = batches, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen >= self.batches:
+            raise KeyboardInterrupt(f"simulated interruption after {self.seen} batches")

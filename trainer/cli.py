@@ -1,0 +1,166 @@
+"""Command line: `python -m trainer {train,evaluate,tune,splits,list,set-default} --help`.
+
+Each subcommand parses its arguments into plain values and calls an importable function.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+from .config import TrainConfig
+from .data import DATASETS, DataError
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder holding isic_9class/ and ham10000/ (default: $DERMLAB_DATA_DIR, then ../shared/data)")
+    parser.add_argument("--zoo-dir", help="model zoo folder (default: $DERMLAB_ZOO, then model_zoo/models)")
+
+
+def _train_parser(sub) -> None:
+    from .architectures import list_architectures
+
+    p = sub.add_parser("train", help="train a model and publish it to the zoo",
+                       description="Train an architecture on a dataset; evaluates on validation and test and "
+                                   "writes the model folder to the zoo atomically.")
+    p.add_argument("--architecture", "-a", required=True, choices=list_architectures())
+    p.add_argument("--dataset", "-d", required=True, choices=DATASETS)
+    p.add_argument("--model-id", help="zoo folder name (default: ARCHITECTURE_DATASET)")
+    p.add_argument("--display-name")
+    _add_common(p)
+    p.add_argument("--run-dir", help="checkpoints, logs, TensorBoard (default: runs/MODEL_ID)")
+    p.add_argument("--imagenet-weights", default="auto",
+                   help="'auto' (../shared/weights, else keras download if online), a folder, 'imagenet', or 'none'")
+    p.add_argument("--input-size", type=int, help="square input side in pixels (default: the architecture's)")
+    p.add_argument("--batch-size", type=int, default=32, help="per replica")
+    p.add_argument("--head-epochs", type=int, default=3, help="phase 1, frozen backbone (pretrained models)")
+    p.add_argument("--epochs", type=int, default=10, help="phase 2 fine-tuning, or all epochs from scratch")
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--fine-tune-learning-rate", type=float, default=1e-4)
+    p.add_argument("--fine-tune-fraction", type=float, default=0.5, help="share of backbone layers unfrozen in phase 2")
+    p.add_argument("--lr-schedule", choices=("cosine", "plateau"), default="cosine")
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--dense-units", type=int)
+    p.add_argument("--augment", choices=("none", "light", "default", "strong"), default="default")
+    p.add_argument("--balance", choices=("none", "class_weight", "sampling"), default="class_weight")
+    p.add_argument("--early-stopping-patience", type=int, default=6)
+    p.add_argument("--include-label-conflicts", action="store_true", help="train on isic_9class images flagged label_conflict")
+    p.add_argument("--limit-per-class", type=int, help="use at most N images per class and split (quick runs)")
+    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (fast on recent GPUs)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--set-default", action="store_true", help="make this the app's default model")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    p.add_argument("--no-tensorboard", action="store_true")
+    p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    p.add_argument("--notes", default="")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The argparse namespace -> TrainConfig (only known fields)."""
+    fields = TrainConfig.__dataclass_fields__
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    values["extra"] = {"tensorboard": not args.no_tensorboard}
+    return TrainConfig(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description="Train and evaluate dermoscopy classifiers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a zoo model (metrics.json, predictions.csv)",
+                       description="Recompute a zoo model's validation and test metrics from the data.")
+    p.add_argument("model_id")
+    _add_common(p)
+    p.add_argument("--bootstrap", type=int, default=1000)
+
+    p = sub.add_parser("tune", help="KerasTuner search scored on validation only",
+                       description="Hyperparameter search (learning rate, dropout, dense width, image size, "
+                                   "unfrozen depth) with KerasTuner; scored on the validation split.")
+    p.add_argument("--architecture", "-a", required=True)
+    p.add_argument("--dataset", "-d", required=True, choices=DATASETS)
+    _add_common(p)
+    p.add_argument("--max-trials", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--limit-per-class", type=int)
+    p.add_argument("--directory", default="runs/tuner")
+    p.add_argument("--sizes", default="128,160,192", help="comma-separated input sizes to try")
+
+    p = sub.add_parser("splits", help="regenerate trainer/splits/*.csv from the data manifests",
+                       description="Rewrite the saved splits (deterministic, fixed seed).")
+    p.add_argument("--data-dir")
+
+    p = sub.add_parser("list", help="list architectures and zoo models", description="List architectures and zoo models.")
+    p.add_argument("--zoo-dir")
+
+    p = sub.add_parser("set-default", help="choose the app's default model", description="Set zoo.json's default model.")
+    p.add_argument("model_id")
+    p.add_argument("--zoo-dir")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (DataError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.command == "train":
+        from .train import run
+
+        folder = run(config_from_args(args))
+        if folder:
+            print(folder)
+        return 0
+    if args.command == "evaluate":
+        from .evaluate import evaluate_model
+
+        metrics = evaluate_model(args.model_id, args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None, args.bootstrap)
+        print(json.dumps({k: {m: metrics[k][m] for m in ("accuracy", "balanced_accuracy", "macro_f1")}
+                          for k in ("validation", "test")}, indent=2))
+        return 0
+    if args.command == "tune":
+        from .tune import tune
+
+        best = tune(args.architecture, args.dataset, data_dir=args.data_dir, max_trials=args.max_trials,
+                    epochs=args.epochs, limit_per_class=args.limit_per_class, directory=args.directory,
+                    sizes=[int(s) for s in args.sizes.split(",")])
+        print(json.dumps(best, indent=2))
+        return 0
+    if args.command == "splits":
+        from .data import write_splits
+
+        for path in write_splits(args.data_dir):
+            print(path)
+        return 0
+    if args.command == "list":
+        import model_zoo
+
+        from .architectures import get_spec, list_architectures
+
+        print("Architectures:")
+        for name in list_architectures():
+            spec = get_spec(name)
+            print(f"  {name:20s} {spec.input_size}px  {spec.description}")
+        print("Zoo models:")
+        for card in model_zoo.list_models(Path(args.zoo_dir) if args.zoo_dir else None):
+            bal = card.get("headline", {}).get("test_balanced_accuracy")
+            print(f"  {card['id']:32s} {card.get('dataset', ''):12s} test bal.acc {bal if bal is None else round(bal, 3)}  [{card['status']}]")
+        return 0
+    if args.command == "set-default":
+        from model_zoo import store
+
+        store.set_default_model(args.model_id, Path(args.zoo_dir) if args.zoo_dir else None)
+        return 0
+    raise AssertionError(args.command)

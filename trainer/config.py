@@ -1,0 +1,58 @@
+"""The training configuration: one dataclass, filled by the CLI or by code."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; saved into the model card.
+
+    Fields left None take the architecture's defaults (input size, dropout).
+    """
+
+    architecture: str
+    dataset: str
+    model_id: Optional[str] = None
+    display_name: Optional[str] = None
+    data_dir: Optional[str] = None
+    zoo_dir: Optional[str] = None
+    run_dir: Optional[str] = None
+    imagenet_weights: Optional[str] = "auto"      # "auto", a directory, "imagenet", or "none"
+    input_size: Optional[int] = None
+    batch_size: int = 32
+    head_epochs: int = 3                          # phase 1: frozen backbone
+    epochs: int = 10                              # phase 2 (or the only phase when training from scratch)
+    learning_rate: float = 1e-3                   # phase 1 / from scratch
+    fine_tune_learning_rate: float = 1e-4         # phase 2
+    fine_tune_fraction: float = 0.5               # share of the backbone's layers unfrozen in phase 2
+    lr_schedule: str = "cosine"                   # "cosine" (with warm-up) or "plateau"
+    warmup_epochs: float = 1.0
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    dropout: Optional[float] = None
+    dense_units: Optional[int] = None
+    augment: str = "default"                      # none, light, default, strong
+    balance: str = "class_weight"                 # none, class_weight, sampling
+    early_stopping_patience: int = 6
+    include_label_conflicts: bool = False
+    limit_per_class: Optional[int] = None         # small subsets for tests and quick runs
+    mixed_precision: bool = False
+    seed: int = 42
+    resume: bool = False
+    set_default: bool = False
+    bootstrap: int = 1000
+    verbose: int = 1
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def resolved_model_id(self) -> str:
+        return self.model_id or f"{self.architecture}_{self.dataset}"
+
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir) if self.run_dir else Path("runs") / self.resolved_model_id()
+
+    def as_dict(self) -> dict:
+        return asdict(self)

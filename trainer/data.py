@@ -1,0 +1,243 @@
+"""Datasets, saved splits and the decode-once tf.data pipeline.
+
+Images are read from a data directory (CLI flag, env DERMLAB_DATA_DIR, or
+../shared/data beside the repository); only ids, labels and split names are
+stored in the repository (trainer/splits/*.csv).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from model_zoo.preprocessing import ImageError, load_image, prepare_image
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SPLITS_DIR = Path(__file__).resolve().parent / "splits"
+DATA_ENV = "DERMLAB_DATA_DIR"
+DATASETS = ("isic_9class", "ham10000")
+SEED = 42
+ISIC_VAL_FRACTION = 0.15
+HAM_FOLDS = 20                         # 14 train / 3 validation / 3 test folds = 70 / 15 / 15
+HAM_VAL_FOLDS, HAM_TEST_FOLDS = (0, 1, 2), (3, 4, 5)
+DECODE_THREADS = 8
+
+
+class DataError(RuntimeError):
+    """A missing or unusable data directory; the message tells the user what to do."""
+
+
+def resolve_data_dir(path: Optional[str | Path] = None) -> Path:
+    """The data directory: argument, then $DERMLAB_DATA_DIR, then ../shared/data beside the repo."""
+    candidates = [path, os.environ.get(DATA_ENV), REPO_ROOT.parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate:
+            candidate = Path(candidate).expanduser()
+            if (candidate / "isic_9class").is_dir() or (candidate / "ham10000").is_dir():
+                return candidate
+            if candidate == Path(path or "") and path:
+                raise DataError(f"Data directory {candidate} has no isic_9class/ or ham10000/ folder.")
+    raise DataError(
+        f"No data directory found. Pass --data-dir, or set {DATA_ENV} to the folder that holds "
+        "isic_9class/ and ham10000/ (for example ../shared/data)."
+    )
+
+
+def split_file(dataset: str) -> Path:
+    """Where the saved split of `dataset` lives in the repository."""
+    _check_dataset(dataset)
+    return SPLITS_DIR / f"{dataset}.csv"
+
+
+def _check_dataset(dataset: str) -> None:
+    if dataset not in DATASETS:
+        raise ValueError(f"Unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+
+
+# ---------------------------------------------------------------- making splits
+def make_isic_9class_split(data_dir: Path) -> pd.DataFrame:
+    """Official Test stays test; validation is a stratified 15% of Train (grouped by lesion).
+
+    Train images of a HAM10000 lesion that also has an image in Test are marked
+    `excluded_lesion_leak`, so the test set holds no lesion seen in training.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    manifest = pd.read_csv(data_dir / "isic_9class" / "manifest.csv")
+    overlap = pd.read_csv(data_dir / "isic_9class_vs_ham10000_overlap.csv")
+    lesion = dict(zip(overlap["isic_id"], overlap["ham10000_lesion_id"]))
+    frame = pd.DataFrame({
+        "image_id": manifest["isic_id"],
+        "path": manifest["path"],
+        "label": manifest["label"],
+        "lesion_id": manifest["isic_id"].map(lesion).fillna(manifest["isic_id"]),
+        "label_conflict": manifest["label_conflict"].astype(int),
+        "split": manifest["split"],
+    })
+    train = frame["split"] == "train"
+    folds = int(round(1 / ISIC_VAL_FRACTION))
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=SEED)
+    _, val_index = next(splitter.split(frame[train], frame.loc[train, "label"], frame.loc[train, "lesion_id"]))
+    frame.loc[frame[train].index[val_index], "split"] = "val"
+    test_lesions = set(frame.loc[frame["split"] == "test", "lesion_id"])
+    leak = frame["split"].isin(["train", "val"]) & frame["lesion_id"].isin(test_lesions)
+    frame.loc[leak, "split"] = "excluded_lesion_leak"
+    return frame.sort_values(["split", "label", "image_id"]).reset_index(drop=True)
+
+
+def make_ham10000_split(data_dir: Path) -> pd.DataFrame:
+    """Stratified 70/15/15 train/validation/test, grouped by lesion_id (no lesion on two sides)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    manifest = pd.read_csv(data_dir / "ham10000" / "manifest.csv")
+    frame = pd.DataFrame({
+        "image_id": manifest["image_id"],
+        "path": manifest["path"],
+        "label": manifest["label"],
+        "lesion_id": manifest["lesion_id"],
+        "label_conflict": 0,
+        "split": "train",
+    })
+    splitter = StratifiedGroupKFold(n_splits=HAM_FOLDS, shuffle=True, random_state=SEED)
+    for fold, (_, index) in enumerate(splitter.split(frame, frame["label"], frame["lesion_id"])):
+        if fold in HAM_VAL_FOLDS:
+            frame.loc[index, "split"] = "val"
+        elif fold in HAM_TEST_FOLDS:
+            frame.loc[index, "split"] = "test"
+    return frame.sort_values(["split", "label", "image_id"]).reset_index(drop=True)
+
+
+def write_splits(data_dir: Optional[Path] = None) -> list[Path]:
+    """Regenerate trainer/splits/*.csv from the manifests (deterministic: fixed seed)."""
+    data_dir = resolve_data_dir(data_dir)
+    SPLITS_DIR.mkdir(exist_ok=True)
+    written = []
+    for dataset, maker in (("isic_9class", make_isic_9class_split), ("ham10000", make_ham10000_split)):
+        path = split_file(dataset)
+        maker(data_dir).to_csv(path, index=False)
+        written.append(path)
+    return written
+
+
+# ---------------------------------------------------------------- reading splits
+@lru_cache(maxsize=4)
+def read_split(dataset: str) -> pd.DataFrame:
+    """The saved split table of `dataset` (image_id, path, label, lesion_id, label_conflict, split)."""
+    return pd.read_csv(split_file(dataset))
+
+
+def class_names(dataset: str) -> list[str]:
+    """Output order of the classes: sorted label names."""
+    return sorted(read_split(dataset)["label"].unique())
+
+
+def select(dataset: str, split: str, include_label_conflicts: bool = False, limit_per_class: Optional[int] = None,
+           seed: int = SEED) -> pd.DataFrame:
+    """Rows of one split; label-conflict images are dropped from train/val unless asked for."""
+    frame = read_split(dataset)
+    rows = frame[frame["split"] == split]
+    if split in ("train", "val") and not include_label_conflicts:
+        rows = rows[rows["label_conflict"] == 0]
+    if limit_per_class:
+        rows = rows.sample(frac=1.0, random_state=seed).groupby("label").head(limit_per_class)
+    return rows.reset_index(drop=True)
+
+
+@dataclass
+class ImageSet:
+    """Decoded, resized images of one split, with integer labels in class order."""
+
+    images: np.ndarray                 # (n, h, w, 3) uint8
+    labels: np.ndarray                 # (n,) int32
+    image_ids: list[str]
+    classes: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason) of unreadable files
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def load_images(dataset: str, rows: pd.DataFrame, size: Sequence[int], data_dir: Path,
+                classes: Optional[list[str]] = None) -> ImageSet:
+    """Decode each image once with the shared preprocessing (the app's exact path), in threads.
+
+    Unreadable files are skipped and reported in `ImageSet.skipped`, never fatal.
+    """
+    classes = classes or class_names(dataset)
+    index = {name: i for i, name in enumerate(classes)}
+    root = Path(data_dir) / dataset
+
+    def decode(path: str):
+        try:
+            return prepare_image(load_image(root / path), size).astype(np.uint8), None
+        except (ImageError, OSError) as exc:
+            return None, str(exc)
+
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:
+        results = list(pool.map(decode, rows["path"]))
+    keep = [i for i, (array, _) in enumerate(results) if array is not None]
+    skipped = [(rows["path"].iloc[i], results[i][1]) for i in range(len(results)) if results[i][0] is None]
+    for path, reason in skipped:
+        log.warning("Skipped unreadable image %s: %s", path, reason)
+    height, width = int(size[0]), int(size[1])
+    images = np.stack([results[i][0] for i in keep]) if keep else np.zeros((0, height, width, 3), np.uint8)
+    labels = np.array([index[rows["label"].iloc[i]] for i in keep], dtype=np.int32)
+    ids = [rows["image_id"].iloc[i] for i in keep]
+    return ImageSet(images, labels, ids, list(classes), skipped)
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """'Balanced' class weights (scikit-learn), for classes present in `labels`."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    table = {int(c): float(w) for c, w in zip(present, weights)}
+    return {c: table.get(c, 1.0) for c in range(num_classes)}
+
+
+# ---------------------------------------------------------------- tf.data
+def make_dataset(image_set: ImageSet, batch_size: int, training: bool, augment=None, balance: str = "none",
+                 seed: int = SEED):
+    """tf.data pipeline: in-memory decoded images -> cache -> shuffle -> batch -> augment (parallel) -> prefetch.
+
+    With balance="sampling", each class is drawn equally often (an infinite
+    stream; pass steps_per_epoch to fit).
+    """
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
+    num_classes = len(image_set.classes)
+
+    def one_hot(x, y):
+        return x, tf.one_hot(y, num_classes)
+
+    if training and balance == "sampling":
+        per_class = []
+        for c in range(num_classes):
+            idx = np.flatnonzero(image_set.labels == c)
+            if len(idx):
+                per_class.append(
+                    tf.data.Dataset.from_tensor_slices((image_set.images[idx], image_set.labels[idx]))
+                    .cache().shuffle(len(idx), seed=seed).repeat()
+                )
+        ds = tf.data.Dataset.sample_from_datasets(per_class, seed=seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((image_set.images, image_set.labels)).cache()
+        if training:
+            ds = ds.shuffle(len(image_set), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=False).map(
+        lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=autotune
+    )
+    if training and augment is not None:
+        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=autotune)
+    return ds.map(one_hot, num_parallel_calls=autotune).prefetch(autotune)

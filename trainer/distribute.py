@@ -1,0 +1,99 @@
+"""Device and strategy selection: TensorFlow's own tf.distribute, nothing home-made.
+
+- TF_CONFIG set            -> MultiWorkerMirroredStrategy (several machines / processes)
+- two or more GPUs visible -> MirroredStrategy over all of them
+- otherwise                -> the default strategy (one GPU if present, else CPU)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StrategyInfo:
+    """What the run used; recorded in the model card."""
+
+    strategy: str
+    devices: list[str]
+    num_replicas: int
+    is_chief: bool
+    task: str
+    mixed_precision: bool
+    hardware: str
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def set_mixed_precision(enabled: bool) -> None:
+    """Set the global Keras dtype policy (mixed_float16 or float32)."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware_summary() -> str:
+    """e.g. '2 x Intel(R) Xeon(R) ... (CPU only)' or '1 x NVIDIA H100 (GPU)'."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = []
+        for gpu in gpus:
+            details = tf.config.experimental.get_device_details(gpu)
+            names.append(details.get("device_name", gpu.name))
+        return f"{len(gpus)} x GPU ({', '.join(sorted(set(names)))}); {os.cpu_count()} CPU cores"
+    return f"{os.cpu_count()} CPU cores ({_cpu_name()}), no GPU"
+
+
+def get_strategy(mixed_precision: bool = False):
+    """Choose the tf.distribute strategy for this process; returns (strategy, StrategyInfo)."""
+    import tensorflow as tf
+
+    set_mixed_precision(mixed_precision)
+    gpus = tf.config.list_physical_devices("GPU")
+    task = "single"
+    is_chief = True
+    if os.environ.get("TF_CONFIG"):
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        config = json.loads(os.environ["TF_CONFIG"])
+        task_type = config.get("task", {}).get("type", "worker")
+        task_id = int(config.get("task", {}).get("index", 0))
+        task = f"{task_type}:{task_id}"
+        # The chief writes; with no explicit chief, worker 0 is the chief (TensorFlow's convention).
+        has_chief = "chief" in config.get("cluster", {})
+        is_chief = task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
+    elif len(gpus) > 1 or len(tf.config.list_logical_devices("CPU")) > 1 and os.environ.get("DERMLAB_MIRROR_CPUS"):
+        devices = [d.name for d in (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))]
+        strategy = tf.distribute.MirroredStrategy(devices)
+    else:
+        strategy = tf.distribute.get_strategy()
+    devices = [d.name for d in tf.config.list_logical_devices() if d.device_type in ("CPU", "GPU")]
+    info = StrategyInfo(
+        strategy=type(strategy).__name__,
+        devices=devices,
+        num_replicas=int(strategy.num_replicas_in_sync),
+        is_chief=is_chief,
+        task=task,
+        mixed_precision=bool(mixed_precision),
+        hardware=hardware_summary(),
+    )
+    log.info("Strategy %s over %d replica(s) on %s; devices: %s", info.strategy, info.num_replicas,
+             info.hardware, ", ".join(devices))
+    return strategy, info

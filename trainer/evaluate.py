@@ -1,0 +1,71 @@
+"""Evaluation: metrics.json and per-image predictions for a trained model."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .data import ImageSet, load_images, resolve_data_dir, select
+from .metrics import compute_metrics
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_sets(model, sets: dict[str, ImageSet], classes: list[str], n_bootstrap: int = 1000):
+    """Metrics per named split, and the probabilities used for them."""
+    from .train import predict_set
+
+    metrics, probabilities = {}, {}
+    for name, image_set in sets.items():
+        probabilities[name] = predict_set(model, image_set)
+        metrics[name] = compute_metrics(image_set.labels, probabilities[name], classes, n_bootstrap)
+    return metrics, probabilities
+
+
+def evaluate_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Optional[Path] = None,
+                   n_bootstrap: int = 1000) -> dict:
+    """Re-evaluate a zoo model on its dataset's validation and test splits; rewrites its metrics.json,
+    predictions.csv and the card's headline, atomically."""
+    import json
+
+    import model_zoo
+    from model_zoo import store
+
+    from .export import prediction_rows, write_predictions_csv
+
+    loaded = model_zoo.load(model_id, zoo_root)
+    card = loaded.card
+    classes = loaded.classes
+    directory = resolve_data_dir(data_dir)
+    trained_with = card.get("training", {}).get("config", {})
+    sets, rows = {}, {}
+    for split, key in (("val", "validation"), ("test", "test")):
+        # The same selection as at training time (a quick run may have used a per-class limit).
+        rows[key] = select(card["dataset"], split, bool(trained_with.get("include_label_conflicts", False)),
+                           trained_with.get("limit_per_class"), int(trained_with.get("seed", 42)))
+        sets[key] = load_images(card["dataset"], rows[key], loaded.input_size, directory, classes)
+    metrics, probabilities = {}, {}
+    for key, image_set in sets.items():
+        probabilities[key] = loaded.predict_arrays(image_set.images.astype(np.float32))
+        metrics[key] = compute_metrics(image_set.labels, probabilities[key], classes, n_bootstrap)
+    folder = model_zoo.zoo.model_folder(model_id, zoo_root)
+    old = store.read_json(folder / store.METRICS_FILE) if (folder / store.METRICS_FILE).is_file() else {}
+    metrics = {**old, **metrics}
+    table = []
+    for key, split in (("validation", "val"), ("test", "test")):
+        paths = rows[key].set_index("image_id").loc[sets[key].image_ids, "path"].tolist()
+        table += prediction_rows(split, sets[key].image_ids, paths, sets[key].labels, probabilities[key], classes)
+    store.write_json_atomic(folder / store.METRICS_FILE, metrics)
+    tmp = folder / f".{store.PREDICTIONS_FILE}.tmp"
+    write_predictions_csv(tmp, table, classes)
+    tmp.replace(folder / store.PREDICTIONS_FILE)
+    card_on_disk = store.read_json(folder / store.CARD_FILE)
+    card_on_disk["headline"] = {
+        "test_balanced_accuracy": metrics["test"]["balanced_accuracy"], "test_accuracy": metrics["test"]["accuracy"],
+        "test_macro_f1": metrics["test"]["macro_f1"], "val_balanced_accuracy": metrics["validation"]["balanced_accuracy"],
+    }
+    store.write_json_atomic(folder / store.CARD_FILE, card_on_disk)
+    log.info("%s: test balanced accuracy %.4f", model_id, metrics["test"]["balanced_accuracy"])
+    return metrics

@@ -1,0 +1,290 @@
+"""Training: two-phase transfer learning (or one phase from scratch), resumable, published atomically.
+
+Phase 1 trains the head on a frozen backbone; phase 2 unfreezes the top of the
+backbone at a lower rate, with BatchNorm kept in inference mode so the small
+batches of fine-tuning do not wreck the pretrained statistics (keras-io,
+"Image classification via fine-tuning with EfficientNet").
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .architectures import backbone_layers, create_model, get_spec
+from .config import TrainConfig
+from .data import (ImageSet, class_names, class_weights, load_images, make_dataset, resolve_data_dir, select,
+                   split_file)
+
+log = logging.getLogger(__name__)
+MONITOR = "val_balanced_accuracy"
+BEST_WEIGHTS = "best.weights.h5"
+BEST_STATE = "best.json"
+
+
+# ---------------------------------------------------------------- pieces
+def resolve_weights(config: TrainConfig, spec) -> tuple[Optional[str], str]:
+    """(weights argument for the builder, human description for the card)."""
+    choice = config.imagenet_weights
+    if not spec.pretrainable or choice in (None, "none"):
+        return None, "none (trained from scratch)"
+    if choice == "imagenet":
+        return "imagenet", "ImageNet (keras.applications download)"
+    if choice == "auto":
+        from .data import REPO_ROOT
+
+        directory = REPO_ROOT.parent / "shared" / "weights"
+    else:
+        directory = Path(choice)
+    if spec.imagenet_file and (directory / spec.imagenet_file).is_file():
+        return str(directory / spec.imagenet_file), f"ImageNet ({spec.imagenet_file}, offline copy)"
+    if spec.keras_imagenet and _has_network():
+        return "imagenet", "ImageNet (keras.applications download)"
+    log.warning("No ImageNet weights for %s here; training from scratch.", spec.name)
+    return None, "none (no ImageNet weights available on this machine; trained from scratch)"
+
+
+def _has_network(host: str = "storage.googleapis.com", timeout: float = 2.0) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def set_trainable(model, phase: str, fine_tune_fraction: float) -> int:
+    """Freeze for `phase`: 'head' freezes the backbone, 'finetune' unfreezes its top fraction
+    (BatchNorm stays frozen), 'full' trains everything. Returns the number of trainable layers."""
+    import keras
+
+    layers = backbone_layers(model)
+    for layer in model.layers:
+        layer.trainable = True
+    if phase == "head":
+        for layer in layers:
+            layer.trainable = False
+    elif phase == "finetune":
+        cut = int(len(layers) * (1.0 - fine_tune_fraction))
+        for i, layer in enumerate(layers):
+            layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(1 for layer in model.layers if layer.trainable and layer.weights)
+
+
+def make_optimizer(config: TrainConfig, learning_rate: float, steps_per_epoch: int, epochs: int):
+    """AdamW with cosine decay and linear warm-up, or a constant rate for ReduceLROnPlateau."""
+    import keras
+
+    if config.lr_schedule == "cosine":
+        warmup = int(config.warmup_epochs * steps_per_epoch)
+        total = max(1, epochs * steps_per_epoch - warmup)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=learning_rate * 0.1 if warmup else learning_rate, decay_steps=total,
+            alpha=0.01, warmup_target=learning_rate if warmup else None, warmup_steps=warmup,
+        )
+    else:
+        schedule = learning_rate
+    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+
+
+class BestWeights:
+    """Best-on-validation weights shared by all phases; survives --resume via best.json."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / BEST_WEIGHTS
+        self.state_path = run_dir / BEST_STATE
+        self.state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {"value": -1.0}
+
+    def callback(self, phase: str):
+        import keras
+
+        outer = self
+
+        class _Save(keras.callbacks.Callback):
+            """Save weights when the monitored validation metric improves."""
+
+            def on_epoch_end(self, epoch, logs=None):
+                value = float((logs or {}).get(MONITOR, -1.0))
+                if value > outer.state["value"]:
+                    self.model.save_weights(outer.path)
+                    outer.state = {"value": value, "phase": phase, "epoch": epoch + 1}
+                    outer.state_path.write_text(json.dumps(outer.state))
+
+        return _Save()
+
+
+def make_callbacks(config: TrainConfig, run_dir: Path, phase: str, best: BestWeights, is_chief: bool) -> list:
+    """Checkpoint, resume backup, LR schedule, early stopping, CSV history, TensorBoard, timing."""
+    import keras
+
+    from .callbacks import EpochTimer, PhaseMarker
+
+    callbacks = [
+        EpochTimer(),
+        keras.callbacks.BackupAndRestore(backup_dir=str(run_dir / f"backup_{phase}")),
+        best.callback(phase),
+        keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=config.early_stopping_patience,
+                                      restore_best_weights=False),
+        keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv"), append=True),
+        PhaseMarker(run_dir / f"phase_{phase}.done", phase),
+    ]
+    if config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=2, min_lr=1e-6))
+    if is_chief and config.extra.get("tensorboard", True):
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), profile_batch=0))
+    if config.extra.get("stop_after_batches"):
+        from .callbacks import StopAfterBatches
+
+        callbacks.append(StopAfterBatches(int(config.extra["stop_after_batches"])))
+    return callbacks
+
+
+def merge_history(run_dir: Path, phases: list[str]) -> Path:
+    """Concatenate per-phase CSV histories into history.csv with `phase` and a global `epoch`."""
+    rows, fields = [], ["epoch", "phase"]
+    for phase in phases:
+        path = run_dir / f"history_{phase}.csv"
+        if not path.is_file():
+            continue
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                row.pop("epoch", None)
+                row["phase"] = phase
+                rows.append(row)
+                fields += [k for k in row if k not in fields]
+    for i, row in enumerate(rows, start=1):
+        row["epoch"] = i
+    out = run_dir / "history.csv"
+    with open(out, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
+def predict_set(model, image_set: ImageSet, batch_size: int = 64) -> np.ndarray:
+    """Probabilities (n, k) for a decoded image set, in inference mode."""
+    import tensorflow as tf
+
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    out = [np.asarray(forward(tf.constant(image_set.images[i:i + batch_size], tf.float32)), np.float32)
+           for i in range(0, len(image_set), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, len(image_set.classes)), np.float32)
+
+
+# ---------------------------------------------------------------- the run
+def load_splits(config: TrainConfig, size: int):
+    """Decode train / val / test once at `size` (the app's exact preprocessing)."""
+    data_dir = resolve_data_dir(config.data_dir)
+    classes = class_names(config.dataset)
+    sets, rows = {}, {}
+    for split in ("train", "val", "test"):
+        rows[split] = select(config.dataset, split, config.include_label_conflicts, config.limit_per_class, config.seed)
+        sets[split] = load_images(config.dataset, rows[split], (size, size), data_dir, classes)
+        log.info("%s %s: %d images (%d unreadable, skipped)", config.dataset, split, len(sets[split]),
+                 len(sets[split].skipped))
+    return classes, sets, rows
+
+
+def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate: float, sets, run_dir: Path,
+              best: BestWeights, is_chief: bool, global_batch: int, strategy) -> float:
+    """Compile for `phase` and fit; returns seconds spent. Skipped if the phase is marked done."""
+    import keras
+
+    from .augment import make_augmenter
+    from .callbacks import BalancedAccuracy
+
+    if (run_dir / f"phase_{phase}.done").is_file():
+        log.info("Phase %s already finished; skipping (resume).", phase)
+        return 0.0
+    start = time.perf_counter()
+    augment = make_augmenter(config.augment, config.seed)
+    train = make_dataset(sets["train"], global_batch, True, augment, config.balance, config.seed)
+    val = make_dataset(sets["val"], global_batch, False)
+    steps = math.ceil(len(sets["train"]) / global_batch)
+    weights = class_weights(sets["train"].labels, len(sets["train"].classes)) if config.balance == "class_weight" else None
+    with strategy.scope():
+        trainable = set_trainable(model, phase, config.fine_tune_fraction)
+        model.compile(
+            optimizer=make_optimizer(config, learning_rate, steps, epochs),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy", BalancedAccuracy(len(sets["train"].classes))],
+        )
+    log.info("Phase %s: %d epochs at lr %g, %d trainable layers, %d steps/epoch", phase, epochs, learning_rate,
+             trainable, steps)
+    model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps if config.balance == "sampling" else None,
+              class_weight=weights, callbacks=make_callbacks(config, run_dir, phase, best, is_chief),
+              verbose=config.verbose)
+    return time.perf_counter() - start
+
+
+def run(config: TrainConfig) -> Optional[Path]:
+    """Train `config.architecture` on `config.dataset`, evaluate, publish to the zoo; returns its folder
+    (None on non-chief workers)."""
+    import keras
+
+    from .distribute import get_strategy
+    from .evaluate import evaluate_sets
+    from .export import build_card, prediction_rows, publish
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    keras.utils.set_random_seed(config.seed)
+    spec = get_spec(config.architecture)
+    size = int(config.input_size or spec.input_size)
+    strategy, info = get_strategy(config.mixed_precision)
+    run_dir = config.resolved_run_dir()
+    if run_dir.exists() and not config.resume:
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config.as_dict(), indent=2))
+
+    classes, sets, rows = load_splits(config, size)
+    weights, pretrained = resolve_weights(config, spec)
+    global_batch = config.batch_size * info.num_replicas
+    with strategy.scope():
+        model = create_model(config.architecture, len(classes), input_size=size, weights=weights,
+                             dropout=config.dropout, dense_units=config.dense_units)
+    phases = ([("head", config.head_epochs, config.learning_rate), ("finetune", config.epochs, config.fine_tune_learning_rate)]
+              if weights else [("full", config.epochs, config.learning_rate)])
+    phases = [p for p in phases if p[1] > 0]
+    best = BestWeights(run_dir)
+    timing = {"phases": {}}
+    start = time.perf_counter()
+    for phase, epochs, learning_rate in phases:
+        if phase == "finetune" and best.path.is_file():
+            model.load_weights(best.path)        # fine-tune from the best head, not the last
+        timing["phases"][phase] = round(fit_phase(model, config, phase, epochs, learning_rate, sets, run_dir, best,
+                                                  info.is_chief, global_batch, strategy), 1)
+    timing["total"] = time.perf_counter() - start + float(config.extra.get("previous_seconds", 0.0))
+    if best.path.is_file():
+        model.load_weights(best.path)
+    log.info("Best %s %.4f (phase %s, epoch %s)", MONITOR, best.state.get("value", -1), best.state.get("phase"),
+             best.state.get("epoch"))
+
+    metrics, probabilities = evaluate_sets(model, {"validation": sets["val"], "test": sets["test"]}, classes,
+                                           config.bootstrap)
+    metrics["best_epoch"] = best.state
+    table = []
+    for split, key in (("val", "validation"), ("test", "test")):
+        paths = rows[split].set_index("image_id").loc[sets[split].image_ids, "path"].tolist()
+        table += prediction_rows(split, sets[split].image_ids, paths, sets[split].labels, probabilities[key], classes)
+    counts = {split: len(sets[split]) for split in sets}
+    counts["skipped_unreadable"] = {split: [p for p, _ in sets[split].skipped] for split in sets if sets[split].skipped}
+    card = build_card(config, classes, size, pretrained, info.as_dict(), timing, metrics, counts,
+                      str(split_file(config.dataset).relative_to(split_file(config.dataset).parents[2])))
+    if not info.is_chief:
+        log.info("Worker %s finished; the chief publishes the model.", info.task)
+        return None
+    history = merge_history(run_dir, [p[0] for p in phases])
+    folder = publish(config, model, classes, size, card, metrics, history, table,
+                     Path(config.zoo_dir) if config.zoo_dir else None)
+    log.info("Published %s (test balanced accuracy %.3f) to %s", card["id"], metrics["test"]["balanced_accuracy"], folder)
+    return folder
