@@ -1,11 +1,19 @@
-"""Entry point: navigation only; each page lives in pages/."""
+"""Entry point: page config and navigation only; each page lives in pages/."""
 import streamlit as st
 
-import model_zoo
+st.set_page_config(page_title="Dermoscopy lesion lab", page_icon="🔬", layout="wide")
 
-st.set_page_config(page_title="Dermoscopy lesion lab", layout="wide")
-st.title("Dermoscopy lesion lab")
-st.caption("Teaching and research demo, not a medical device.")
-cards = model_zoo.list_models()
-st.dataframe([{"model": c["display_name"], "dataset": c["dataset"], "status": c["status"],
-               "test balanced accuracy": c.get("headline", {}).get("test_balanced_accuracy")} for c in cards])
+pages = {
+    "Use": [
+        st.Page("pages/classify.py", title="Classify", icon="🩺", default=True),
+        st.Page("pages/compare.py", title="Compare models", icon="⚖️"),
+    ],
+    "Understand": [
+        st.Page("pages/evaluation.py", title="Evaluation", icon="📊"),
+        st.Page("pages/model_cards.py", title="Model cards", icon="🗂️"),
+        st.Page("pages/train.py", title="Train", icon="🏋️"),
+        st.Page("pages/about.py", title="About", icon="ℹ️"),
+    ],
+}
+st.sidebar.caption("Teaching and research demo — not a medical device.")
+st.navigation(pages).run()

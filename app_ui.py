@@ -1,0 +1,49 @@
+"""Small UI pieces shared by pages: disclaimer, model picker, data-folder hint (functions end in _ui)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import streamlit as st
+
+import app_cache
+
+DATASET_LABELS = {"isic_9class": "ISIC 9-class", "ham10000": "HAM10000 7-class"}
+DISCLAIMER = ("**Teaching and research demo — not a medical device.** Do not use it to diagnose or to decide on "
+              "treatment. A model can be confidently wrong; any worrying lesion needs a clinician.")
+
+
+def disclaimer_ui() -> None:
+    st.warning(DISCLAIMER, icon="⚠️")
+
+
+def percent(value: Optional[float], digits: int = 0) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def model_label(card: dict) -> str:
+    """'MobileNetV2 ... — test bal. acc. 71%' for pickers."""
+    bal = card.get("headline", {}).get("test_balanced_accuracy")
+    return f"{card['display_name']} — test balanced accuracy {percent(bal)}"
+
+
+def model_picker_ui(key: str, label: str = "Model", dataset: Optional[str] = None) -> Optional[dict]:
+    """Pick a usable model, grouped by dataset; the default model is preselected. Returns its card."""
+    cards = [c for c in app_cache.usable_cards() if dataset is None or c["dataset"] == dataset]
+    if not cards:
+        st.error("No usable model in the zoo. Train one with `python -m trainer train ...` (see README).")
+        return None
+    datasets = list(dict.fromkeys(c["dataset"] for c in cards))
+    if dataset is None and len(datasets) > 1:
+        chosen = st.radio("Dataset the model was trained on", datasets, format_func=lambda d: DATASET_LABELS.get(d, d),
+                          horizontal=True, key=f"{key}_dataset")
+        cards = [c for c in cards if c["dataset"] == chosen]
+    card = st.selectbox(label, cards, format_func=model_label, key=f"{key}_model")
+    unavailable = [c for c in app_cache.list_cards() if c["status"] != "ok"]
+    for bad in unavailable:
+        st.caption(f"Unavailable: {bad['id']} — {bad['status_reason']}")
+    return card
+
+
+def data_hint_ui(what: str) -> None:
+    st.info(f"{what} needs the dataset images. Point the app at them with the environment variable "
+            "`DERMLAB_DATA_DIR=/path/to/data` (the folder holding `isic_9class/` and `ham10000/`) and restart it.")

@@ -1,0 +1,211 @@
+"""Classify: one image (upload, camera or example) -> probabilities, summary, heatmap; or a batch -> table."""
+from __future__ import annotations
+
+import hashlib
+import io
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import app_cache
+import app_ui
+from model_zoo import ImageError, ModelUnavailable, load_image
+from model_zoo.classes import class_info, display_name, is_concerning
+from model_zoo.explainers import LABELS as EXPLAINER_LABELS
+from model_zoo.inference import batch_row, read, test_recall_sentence
+from model_zoo.overlay import render_overlay, to_png_bytes
+from model_zoo.uploads import iter_zip
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
+GALLERY_SIZE = 24
+
+
+def probability_chart(reading) -> alt.Chart:
+    """Horizontal bars, highest first; malignant / pre-malignant classes in red."""
+    frame = pd.DataFrame({
+        "class": [display_name(c) for c, _ in reading.ranked()],
+        "probability": [p for _, p in reading.ranked()],
+        "group": ["malignant or pre-malignant" if is_concerning(c) else "benign" for c, _ in reading.ranked()],
+    })
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="probability"),
+            y=alt.Y("class:N", sort="-x", title=None),
+            color=alt.Color("group:N", scale=alt.Scale(domain=["malignant or pre-malignant", "benign"],
+                                                       range=["#c0392b", "#2e86c1"]), legend=alt.Legend(orient="bottom")),
+            tooltip=["class", alt.Tooltip("probability:Q", format=".1%"), "group"],
+        )
+        .properties(height=32 * len(frame) + 40)
+    )
+
+
+def image_source_ui(card: dict) -> tuple[str, bytes | None, str | None]:
+    """Returns (name, image bytes or None, true label for examples or None)."""
+    options = ["Upload a file", "Take a photo", "Example from the test set"]
+    source = st.radio("Image", options, horizontal=True, key="classify_source")
+    if source == options[0]:
+        upload = st.file_uploader("Dermoscopy image (JPEG, PNG, BMP, TIFF or WebP)", type=IMAGE_TYPES, key="classify_upload")
+        return (upload.name, upload.getvalue(), None) if upload else ("", None, None)
+    if source == options[1]:
+        shot = st.camera_input("Take a photo through a dermatoscope", key="classify_camera")
+        return ("camera.jpg", shot.getvalue(), None) if shot else ("", None, None)
+    return example_ui(card)
+
+
+def example_ui(card: dict) -> tuple[str, bytes | None, str | None]:
+    if app_cache.data_dir() is None:
+        app_ui.data_hint_ui("The example gallery")
+        return "", None, None
+    rows = [r for r in app_cache.predictions(card["id"]) if r.get("split") == "test"]
+    rows = sorted(rows, key=lambda r: (r["true"], r["image_id"]))
+    by_class: dict[str, list[dict]] = {}
+    for row in rows:
+        by_class.setdefault(row["true"], []).append(row)
+    picks = [r for group in by_class.values() for r in group[:3]][:GALLERY_SIZE]
+    if not picks:
+        st.info("This model has no saved test predictions to draw examples from.")
+        return "", None, None
+    choice = st.selectbox("Example image (true label hidden until you reveal it)", range(len(picks)),
+                          format_func=lambda i: f"Example {i + 1}: {picks[i]['image_id']}", key="classify_example")
+    row = picks[choice]
+    path = app_cache.dataset_image(card["dataset"], row["path"])
+    if path is None:
+        st.warning("This example image is missing from the data folder.")
+        return "", None, None
+    return row["image_id"], path.read_bytes(), row["true"]
+
+
+def summary_ui(reading, card: dict, true_label: str | None) -> None:
+    top_name = display_name(reading.top)
+    st.subheader(f"Most likely: {top_name} ({reading.top_probability:.0%})")
+    if reading.unsure:
+        st.warning(f"The model is unsure: its top answer has only {reading.top_probability:.0%} probability "
+                   f"(next: {display_name(reading.runner_up)}, {reading.runner_up_probability:.0%}). "
+                   "Treat this result as uninformative.")
+    concern = reading.concerning_probability
+    text = (f"Malignant or pre-malignant classes together: **{concern:.0%}** "
+            "(melanoma, basal cell carcinoma, squamous cell carcinoma, actinic keratosis).")
+    (st.error if concern >= 0.5 else st.info)(text)
+    sentence = test_recall_sentence(app_cache.metrics(card["id"]), reading.top)
+    if sentence:
+        st.caption(sentence)
+    if true_label is not None:
+        with st.expander("Reveal the true label (guess first!)"):
+            verdict = "correct" if true_label == reading.top else "wrong"
+            st.write(f"True label: **{display_name(true_label)}** — the model was **{verdict}**.")
+
+
+def explanation_ui(model_id: str, card: dict, image, array, reading, key: str) -> None:
+    st.markdown("#### Where the model looked")
+    c1, c2, c3 = st.columns(3)
+    method = c1.selectbox("Method", list(EXPLAINER_LABELS), format_func=EXPLAINER_LABELS.get, key="cam_method")
+    classes = [c for c, _ in reading.ranked()]
+    target = c2.selectbox("Explain the class", classes, format_func=display_name, key=f"cam_target_{model_id}")
+    opacity = c3.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="cam_opacity")
+    memo = st.session_state.setdefault("heatmaps", {})
+    memo_key = (key, model_id, method, target)
+    if memo_key not in memo:
+        with st.spinner(f"Computing {EXPLAINER_LABELS[method]}..."):
+            explainer = app_cache.get_explainer(model_id, method)
+            memo.clear()                       # keep one image's heatmaps per session, not a growing pile
+            memo[memo_key] = explainer(array[None], card["classes"].index(target))[0]
+    overlay = render_overlay(image, memo[memo_key], opacity)
+    left, right = st.columns(2)
+    left.image(image, caption="Original", width="stretch")
+    right.image(overlay, caption=f"{EXPLAINER_LABELS[method]} for {display_name(target)}", width="stretch")
+    st.download_button("Download the overlay (PNG)", to_png_bytes(overlay), file_name=f"heatmap_{method}.png",
+                       mime="image/png")
+    st.caption("Red areas raised the score of the chosen class most. A heatmap shows where the model looked, "
+               "not why it is right: it can highlight rulers, hair or ink marks.")
+
+
+def single_ui(card: dict) -> None:
+    name, data, true_label = image_source_ui(card)
+    if data is None:
+        st.caption("Upload a dermoscopy image to see the model's probabilities and a heatmap.")
+        return
+    try:
+        image = load_image(data)
+    except ImageError as exc:
+        st.error(f"Cannot use this file: {exc}")
+        return
+    try:
+        model = app_cache.load_model(card["id"])
+    except ModelUnavailable as exc:
+        st.error(str(exc))
+        return
+    from model_zoo.preprocessing import prepare_image
+
+    array = prepare_image(image, model.input_size)
+    probabilities = model.predict_arrays(array[None])[0]
+    reading = read(probabilities, model.classes)
+    left, right = st.columns([1, 1.3])
+    with left:
+        st.image(image, caption=name, width="stretch")
+    with right:
+        summary_ui(reading, card, true_label)
+        st.altair_chart(probability_chart(reading), width="stretch")
+    with st.expander("What do these classes mean?"):
+        for label, p in reading.ranked()[:3]:
+            info = class_info(label)
+            st.markdown(f"**{info['name']}** ({info['group']}, {p:.0%}) — {info['description']}")
+    explanation_ui(card["id"], card, image, array, reading, key=hashlib.sha1(data).hexdigest())
+
+
+def batch_ui(card: dict) -> None:
+    uploads = st.file_uploader("Several images, or one zip of images", type=IMAGE_TYPES + ["zip"],
+                               accept_multiple_files=True, key="classify_batch")
+    if not uploads:
+        st.caption("Drop several images (or a .zip) to get a table of predictions and a CSV file.")
+        return
+    try:
+        model = app_cache.load_model(card["id"])
+    except ModelUnavailable as exc:
+        st.error(str(exc))
+        return
+    from model_zoo.preprocessing import prepare_image
+
+    items = []
+    for upload in uploads:
+        if upload.name.lower().endswith(".zip"):
+            items += [(f"{upload.name}/{n}", d, p) for n, d, p in iter_zip(upload.getvalue())]
+        else:
+            items.append((upload.name, upload.getvalue(), ""))
+    rows, arrays, names = [], [], []
+    for name, data, problem in items:
+        if data is None:
+            rows.append(batch_row(name, None, problem))
+            continue
+        try:
+            arrays.append(prepare_image(load_image(data), model.input_size))
+            names.append(name)
+        except ImageError as exc:
+            rows.append(batch_row(name, None, str(exc)))
+    if arrays:
+        import numpy as np
+
+        probabilities = model.predict_arrays(np.stack(arrays))
+        rows = [batch_row(n, read(p, model.classes)) for n, p in zip(names, probabilities)] + rows
+    table = pd.DataFrame(rows)
+    st.dataframe(table, width="stretch", hide_index=True,
+                 column_config={"probability": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1),
+                                "malignant_or_premalignant": st.column_config.ProgressColumn(
+                                    "malignant or pre-malignant", format="%.2f", min_value=0, max_value=1)})
+    st.caption(f"{len(names)} image(s) classified, {len(rows) - len(names)} could not be used.")
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    st.download_button("Download the table (CSV)", buffer.getvalue(), file_name="predictions.csv", mime="text/csv")
+
+
+st.title("Classify a skin lesion")
+app_ui.disclaimer_ui()
+selected = app_ui.model_picker_ui("classify")
+if selected is not None:
+    single, batch = st.tabs(["One image", "Batch"])
+    with single:
+        single_ui(selected)
+    with batch:
+        batch_ui(selected)
