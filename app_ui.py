@@ -13,7 +13,7 @@ DISCLAIMER = ("**Teaching and research demo — not a medical device.** Do not u
 
 
 def disclaimer_ui() -> None:
-    st.warning(DISCLAIMER, icon="⚠️")
+    st.warning(DISCLAIMER, icon=":material/warning:")
 
 
 def percent(value: Optional[float], digits: int = 0) -> str:

@@ -1,18 +1,18 @@
 """Entry point: page config and navigation only; each page lives in pages/."""
 import streamlit as st
 
-st.set_page_config(page_title="Dermoscopy lesion lab", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="Dermoscopy lesion lab", page_icon=":material/biotech:", layout="wide")
 
 pages = {
     "Use": [
-        st.Page("pages/classify.py", title="Classify", icon="🩺", default=True),
-        st.Page("pages/compare.py", title="Compare models", icon="⚖️"),
+        st.Page("pages/classify.py", title="Classify", icon=":material/biotech:", default=True),
+        st.Page("pages/compare.py", title="Compare models", icon=":material/compare:"),
     ],
     "Understand": [
-        st.Page("pages/evaluation.py", title="Evaluation", icon="📊"),
-        st.Page("pages/model_cards.py", title="Model cards", icon="🗂️"),
-        st.Page("pages/train.py", title="Train", icon="🏋️"),
-        st.Page("pages/about.py", title="About", icon="ℹ️"),
+        st.Page("pages/evaluation.py", title="Evaluation", icon=":material/monitoring:"),
+        st.Page("pages/model_cards.py", title="Model cards", icon=":material/description:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/about.py", title="About", icon=":material/info:"),
     ],
 }
 st.sidebar.caption("Teaching and research demo — not a medical device.")

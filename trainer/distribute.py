@@ -2,6 +2,8 @@
 
 - TF_CONFIG set            -> MultiWorkerMirroredStrategy (several machines / processes)
 - two or more GPUs visible -> MirroredStrategy over all of them
+- $DERMLAB_LOGICAL_CPUS=N  -> MirroredStrategy over N logical CPU devices (to exercise the
+                              several-device path on a machine without GPUs; tests use it)
 - otherwise                -> the default strategy (one GPU if present, else CPU)
 """
 from __future__ import annotations
@@ -62,10 +64,25 @@ def hardware_summary() -> str:
     return f"{os.cpu_count()} CPU cores ({_cpu_name()}), no GPU"
 
 
+LOGICAL_CPUS_ENV = "DERMLAB_LOGICAL_CPUS"
+
+
+def split_cpu(count: int) -> None:
+    """Split the physical CPU into `count` logical devices; must run before TensorFlow uses any device."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or []) != count:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
 def get_strategy(mixed_precision: bool = False):
     """Choose the tf.distribute strategy for this process; returns (strategy, StrategyInfo)."""
     import tensorflow as tf
 
+    logical_cpus = int(os.environ.get(LOGICAL_CPUS_ENV, "0") or 0)
+    if logical_cpus > 1:
+        split_cpu(logical_cpus)
     set_mixed_precision(mixed_precision)
     gpus = tf.config.list_physical_devices("GPU")
     task = "single"
@@ -79,9 +96,10 @@ def get_strategy(mixed_precision: bool = False):
         # The chief writes; with no explicit chief, worker 0 is the chief (TensorFlow's convention).
         has_chief = "chief" in config.get("cluster", {})
         is_chief = task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
-    elif len(gpus) > 1 or len(tf.config.list_logical_devices("CPU")) > 1 and os.environ.get("DERMLAB_MIRROR_CPUS"):
-        devices = [d.name for d in (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))]
-        strategy = tf.distribute.MirroredStrategy(devices)
+    elif len(gpus) > 1:
+        strategy = tf.distribute.MirroredStrategy()          # all visible GPUs
+    elif logical_cpus > 1:
+        strategy = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     else:
         strategy = tf.distribute.get_strategy()
     devices = [d.name for d in tf.config.list_logical_devices() if d.device_type in ("CPU", "GPU")]

@@ -232,15 +232,27 @@ def run(config: TrainConfig) -> Optional[Path]:
     import keras
 
     from .distribute import get_strategy
-    from .evaluate import evaluate_sets
-    from .export import build_card, prediction_rows, publish
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keras.utils.set_random_seed(config.seed)
     spec = get_spec(config.architecture)
     size = int(config.input_size or spec.input_size)
     strategy, info = get_strategy(config.mixed_precision)
+    try:
+        return _run(config, spec, size, strategy, info)
+    finally:
+        from .distribute import set_mixed_precision
+
+        set_mixed_precision(False)          # never leak a mixed policy into the caller's process
+
+
+def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]:
+    from .evaluate import evaluate_sets
+    from .export import build_card, prediction_rows, publish
+
     run_dir = config.resolved_run_dir()
+    if not info.is_chief:       # non-chief workers keep their own checkpoints and logs, beside the chief's
+        run_dir = run_dir.parent / f"{run_dir.name}.{info.task.replace(':', '_')}"
     if run_dir.exists() and not config.resume:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

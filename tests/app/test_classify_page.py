@@ -65,9 +65,9 @@ def test_upload_shows_the_models_prediction(which, data_dir):
     headline = [s.value for s in at.subheader if s.value.startswith("Most likely")]
     assert headline == [f"Most likely: {display_name(top)} ({expected.max():.0%})"]
     assert any("Malignant or pre-malignant" in m.value for m in list(at.error) + list(at.info))
-    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
-    images = at.get("imgs")
-    assert len(images) >= 1, "original and heatmap overlay should be shown"
+    assert len(at.get("vega_lite_chart")) == 1, "the probability bar chart"
+    assert len(at.get("image")) >= 3, "the upload, the original beside the overlay, and the overlay"
+    assert len(at.get("download_button")) >= 1, "PNG download of the overlay"
 
 
 def test_heatmap_controls_rerun_without_error(default_card, data_dir):
@@ -80,7 +80,8 @@ def test_heatmap_controls_rerun_without_error(default_card, data_dir):
         assert not at.exception, (method, at.exception)
     at.slider(key="cam_opacity").set_value(0.8).run()
     assert not at.exception
-    assert any("Grad-CAM for" in c.value or "Grad-CAM" in c.value for c in at.caption)
+    captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+    assert any(c.startswith("Grad-CAM for") for c in captions), captions
 
 
 @pytest.mark.parametrize("payload, message", [
