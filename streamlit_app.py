@@ -1,6 +1,8 @@
 """Entry point: page config and navigation only; each page lives in pages/."""
 import streamlit as st
 
+import app_cache
+
 st.set_page_config(page_title="Dermoscopy lesion lab", page_icon=":material/biotech:", layout="wide")
 
 pages = {
@@ -15,5 +17,6 @@ pages = {
         st.Page("pages/about.py", title="About", icon=":material/info:"),
     ],
 }
+app_cache.preload_default_model()
 st.sidebar.caption("Teaching and research demo — not a medical device.")
 st.navigation(pages).run()

@@ -124,8 +124,10 @@ class _TfKerasVis(Explainer):
     def _cams(self, images, class_index):
         from tf_keras_vis.utils.scores import CategoricalScore
 
+        # seek_penultimate_conv_layer=False: use cam_layer itself; by default tf-keras-vis walks back from a
+        # non-conv layer (e.g. MobileNetV2's "out_relu") to the previous Conv2D, before BatchNorm and ReLU.
         cams = self._vis(CategoricalScore([class_index] * len(images)), images, penultimate_layer=self.cam_layer,
-                         expand_cam=False, normalize_cam=False, **self.options)
+                         seek_penultimate_conv_layer=False, expand_cam=False, normalize_cam=False, **self.options)
         return np.asarray(cams, dtype=np.float32).reshape(len(images), *np.asarray(cams).shape[-2:])
 
 

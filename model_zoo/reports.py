@@ -285,6 +285,19 @@ def phase_starts(history: Sequence[dict]) -> list[dict]:
     return starts
 
 
+def best_epoch(history: Sequence[dict], best: Optional[dict]) -> Optional[int]:
+    """The global epoch (history.csv numbering) of metrics.json's "best_epoch" {"phase", "epoch" (within phase)}."""
+    if not best or not history:
+        return None
+    seen: dict = {}
+    for row in history:
+        phase = str(row.get("phase", ""))
+        seen[phase] = seen.get(phase, 0) + 1
+        if phase == str(best.get("phase")) and seen[phase] == best.get("epoch") and is_number(row.get("epoch")):
+            return int(row["epoch"])
+    return None
+
+
 PHASE_NAMES = {"head": "head only (backbone frozen)", "finetune": "fine-tuning", "full": "from scratch"}
 
 
@@ -432,11 +445,12 @@ def card_details(card: dict) -> list[dict]:
         ("Classes", ", ".join(display_name(c) for c in card.get("classes") or [])),
         ("Preprocessing", preprocessing),
         ("Pretrained weights", card.get("pretrained")),
-        ("Training time", human_seconds(training.get("seconds")) + (f" ({phase_text})" if phase_text else "")),
+        ("Training time", human_seconds(training.get("seconds")) + (f" ({phase_text})" if phase_text else "")
+         if is_number(training.get("seconds")) else None),
         ("Hardware", training.get("hardware")),
         ("Distribution strategy", training.get("strategy")),
         ("Trained on (date)", (card.get("trained_on") or {}).get("date")),
-        ("Model file size", human_bytes(card.get("size_bytes"))),
+        ("Model file size", human_bytes(card.get("size_bytes")) if is_number(card.get("size_bytes")) else None),
         ("sha256 of model.keras", card.get("sha256")),
         ("Grad-CAM layer", card.get("cam_layer")),
         ("Notes", card.get("notes")),
@@ -486,7 +500,9 @@ CLI_FLAGS = [  # (config key, CLI flag); booleans become bare flags
 
 def train_command(card: dict) -> str:
     """A `python -m trainer train ...` command that repeats the card's recorded configuration."""
-    config = ((card or {}).get("training") or {}).get("config") or {}
+    config = dict(((card or {}).get("training") or {}).get("config") or {})
+    if not config.get("model_id") and card.get("id"):
+        config["model_id"] = card["id"]             # publish to the same zoo folder
     arch = config.get("architecture") or card.get("architecture")
     dataset = config.get("dataset") or card.get("dataset")
     if not arch or not dataset:
@@ -525,15 +541,12 @@ def recipe_row(card: dict) -> dict:
     return {
         "Model": card.get("display_name") or card.get("id"),
         "Dataset": dataset_label(card.get("dataset", "")),
-        "Architecture": config.get("architecture") or card.get("architecture") or "n/a",
         "Input (px)": get("input_size"),
         "Epochs (head + main)": f"{get('head_epochs')} + {get('epochs')}" if pretrained and "scratch" not in pretrained.lower()
         else get("epochs"),
         "Learning rate (fine-tune)": f"{get('learning_rate')} ({get('fine_tune_learning_rate')})",
-        "Batch": get("batch_size"),
         "Augmentation": get("augment"),
         "Balance": get("balance"),
-        "Label smoothing": get("label_smoothing"),
         "Training time": human_seconds(training.get("seconds")),
         "Hardware": training.get("hardware") or "n/a",
         "Status": card.get("status", "ok"),

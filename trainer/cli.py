@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--directory", default="runs/tuner")
     p.add_argument("--sizes", default="128,160,192", help="comma-separated input sizes to try")
 
+    p = sub.add_parser("report", help="write docs/results.md from the zoo's metrics",
+                       description="Regenerate docs/results.md from every zoo model's card and metrics.json.")
+    p.add_argument("--zoo-dir")
+    p.add_argument("--output", default="docs/results.md")
+
     p = sub.add_parser("splits", help="regenerate trainer/splits/*.csv from the data manifests",
                        description="Rewrite the saved splits (deterministic, fixed seed).")
     p.add_argument("--data-dir")
@@ -137,6 +142,11 @@ def _dispatch(args: argparse.Namespace) -> int:
                     epochs=args.epochs, limit_per_class=args.limit_per_class, directory=args.directory,
                     sizes=[int(s) for s in args.sizes.split(",")])
         print(json.dumps(best, indent=2))
+        return 0
+    if args.command == "report":
+        from .report import write_results
+
+        print(write_results(Path(args.output), Path(args.zoo_dir) if args.zoo_dir else None))
         return 0
     if args.command == "splits":
         from .data import write_splits
