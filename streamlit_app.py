@@ -1,4 +1,9 @@
-"""Entry point: page config and navigation only; each page lives in pages/."""
+"""Entry point: page config and navigation only; each page lives in pages/.
+
+Streamlit quirk: until the first session of a freshly started server has run this
+file, a deep link (e.g. /evaluation) runs the page file directly with the legacy
+menu of pages/; from then on every link goes through this navigation.
+"""
 import streamlit as st
 
 import app_cache

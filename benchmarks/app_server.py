@@ -95,3 +95,13 @@ def upload_and_wait(page, url: str, image_path: Path, timeout_ms: int = 180_000)
     headline = page.get_by_text("Most likely:")
     headline.wait_for(timeout=timeout_ms)
     return headline.inner_text()
+
+
+def wait_until_idle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the script run has finished: no skeleton placeholders and no 'Running' status."""
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stSkeleton"]')
+               && !document.querySelector('[data-testid="stStatusWidget"]')""",
+        timeout=timeout_ms,
+    )
+    page.wait_for_timeout(1000)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import model_zoo
-from benchmarks.app_server import CHROMIUM, chromium, streamlit_server, upload_and_wait
+from benchmarks.app_server import CHROMIUM, chromium, streamlit_server, upload_and_wait, wait_until_idle
 from model_zoo.classes import display_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def test_upload_predict_and_heatmap_in_a_real_browser(server, browser, data_dir)
     page.get_by_text("Download the overlay (PNG)").wait_for(timeout=120_000)
     overlay = page.locator("img[alt*='Grad-CAM'], [data-testid='stImage'] img")
     assert overlay.count() >= 2, "the original and the heatmap overlay should both be shown"
-    page.wait_for_timeout(1500)       # let images paint before the screenshot
+    wait_until_idle(page)             # let the heatmap and images paint before the screenshot
     page.screenshot(path=str(ARTIFACTS / "classify.png"), full_page=True)
     (ARTIFACTS / "timings.txt").write_text(f"streamlit start to first prediction shown: {first_result:.1f} s\n")
     assert not page.get_by_text("Traceback").count()
@@ -63,11 +63,13 @@ def test_upload_predict_and_heatmap_in_a_real_browser(server, browser, data_dir)
 def test_other_pages_render_in_a_real_browser(server, browser):
     url, _, _ = server
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(url, wait_until="domcontentloaded")          # the home page first, as a visitor arrives
+    page.get_by_text("Classify a skin lesion").wait_for(timeout=90_000)
     for path, text, shot in (("evaluation", "Evaluation", "evaluation.png"), ("model_cards", "Model card", "model_cards.png"),
                              ("about", "not a medical device", "about.png")):
         page.goto(f"{url}/{path}", wait_until="domcontentloaded")
         page.get_by_text(text).first.wait_for(timeout=90_000)
-        page.wait_for_timeout(2500)
+        wait_until_idle(page)
         page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
         assert not page.locator("[data-testid='stException']").count(), f"exception on {path}"
     page.close()
