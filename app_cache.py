@@ -38,6 +38,7 @@ def card_by_id(model_id: str) -> Optional[dict]:
 @st.cache_resource(max_entries=MODEL_CACHE_SIZE, show_spinner="Loading model...")
 def load_model(model_id: str) -> model_zoo.ZooModel:
     """The loaded model (raises model_zoo.ModelUnavailable with a reason)."""
+    print(f"Loading model {model_id}", flush=True)       # one line per real load: the load test counts them
     model = model_zoo.load(model_id)
     # Warm the compiled graph once so the first visitor does not pay for tracing.
     import numpy as np

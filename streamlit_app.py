@@ -4,11 +4,15 @@ Streamlit quirk: until the first session of a freshly started server has run thi
 file, a deep link (e.g. /evaluation) runs the page file directly with the legacy
 menu of pages/; from then on every link goes through this navigation.
 """
+from pathlib import Path
+
 import streamlit as st
 
 import app_cache
 
-st.set_page_config(page_title="Dermoscopy lesion lab", page_icon=":material/biotech:", layout="wide")
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+st.set_page_config(page_title="Dermoscopy lesion lab", page_icon=str(ASSETS / "favicon.png"), layout="wide")
 
 pages = {
     "Use": [
@@ -22,6 +26,7 @@ pages = {
         st.Page("pages/about.py", title="About", icon=":material/info:"),
     ],
 }
+st.logo(str(ASSETS / "logo.png"))
 app_cache.preload_default_model()
 st.sidebar.caption("Teaching and research demo — not a medical device.")
 st.navigation(pages).run()

@@ -1,0 +1,111 @@
+"""Privacy (no network, no uploaded image on disk) and many users at once, against a real server."""
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import model_zoo
+from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, rss_mb, streamlit_server
+from model_zoo.classes import display_name
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+USERS = 16
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def guarded_server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium not installed")
+    log = tmp_path_factory.mktemp("netguard") / "attempts.log"
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "app" / "netguard"), str(ROOT)]),
+           "DERMLAB_NETGUARD_LOG": str(log)}
+    with streamlit_server(ARTIFACTS / "streamlit_load.log", env) as running:
+        yield (*running, log)
+
+
+def _test_images(card: dict, data_dir: Path, count: int) -> list[Path]:
+    rows = [r for r in model_zoo.read_predictions(card["id"]) if r["split"] == "test"]
+    return [data_dir / card["dataset"] / rows[i * len(rows) // count]["path"] for i in range(count)]
+
+
+async def _one_user(browser, url: str, image: Path, outside: list[str]) -> tuple[str, float]:
+    context = await browser.new_context()
+    page = await context.new_page()
+
+    def record(request) -> None:
+        if not request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")):
+            outside.append(request.url)
+
+    page.on("request", record)
+    await page.goto(url, wait_until="domcontentloaded")
+    await page.get_by_text("Classify a skin lesion").wait_for(timeout=300_000)
+    start = time.perf_counter()
+    await page.locator("input[type=file]").first.set_input_files(str(image))
+    headline = page.get_by_text("Most likely:")
+    await headline.wait_for(timeout=300_000)
+    seconds = time.perf_counter() - start
+    text = await headline.inner_text()
+    name = await page.get_by_text(image.name).first.inner_text()     # this session's own file name is shown
+    assert image.name in name
+    await context.close()
+    return text, seconds
+
+
+async def _many_users(url: str, images: list[Path], outside: list[str]):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            return await asyncio.gather(*[_one_user(browser, url, image, outside) for image in images])
+        finally:
+            await browser.close()
+
+
+def test_sixteen_users_get_their_own_correct_results(guarded_server, data_dir):
+    url, process, _, attempts = guarded_server
+    card = next(c for c in model_zoo.list_models() if c["status"] == "ok")
+    images = _test_images(card, data_dir, USERS)
+    model = model_zoo.load(card["id"])
+    expected = [display_name(card["classes"][int(np.argmax(p))]) for p in model.predict(images)]
+    outside: list[str] = []
+    results = asyncio.run(_many_users(url, images, outside))
+    for (headline, _), want, image in zip(results, expected, images):
+        assert want in headline, (image.name, headline, want)
+    seconds = sorted(s for _, s in results)
+    rss, peak = rss_mb(process.pid)
+    log = (ARTIFACTS / "streamlit_load.log").read_text()
+    report = (f"{USERS} concurrent sessions: time to result p50 {statistics.median(seconds):.1f} s, "
+              f"p95 {seconds[int(0.95 * (len(seconds) - 1))]:.1f} s; server RSS {rss:.0f} MB (peak {peak:.0f} MB); "
+              f"model loads: {log.count('Loading model')}\n")
+    (ARTIFACTS / "load_report.txt").write_text(report)
+    print(report)
+    assert log.count(f"Loading model {card['id']}") == 1, "the model must be loaded once per process"
+    assert not outside, f"the page requested outside addresses: {outside[:5]}"
+    assert not attempts.exists() or not attempts.read_text(), attempts.read_text()
+
+
+def test_uploaded_images_are_not_written_to_disk(guarded_server, data_dir):
+    """After uploads, no file under the repository or the temp folder holds the uploaded bytes."""
+    started = time.time() - 600
+    card = next(c for c in model_zoo.list_models() if c["status"] == "ok")
+    images = _test_images(card, data_dir, USERS)
+    needles = [image.read_bytes()[-256:] for image in images]
+    for folder in (ROOT, Path("/tmp"), Path.home() / ".streamlit"):
+        for path in folder.rglob("*") if folder.exists() else []:
+            try:
+                if path.is_file() and path.stat().st_mtime >= started and path.stat().st_size < 50_000_000 \
+                        and ".venv" not in path.parts and "shared" not in path.parts:
+                    content = path.read_bytes()
+                    assert not any(n in content for n in needles), f"uploaded image bytes found in {path}"
+            except (PermissionError, FileNotFoundError, OSError):
+                continue
