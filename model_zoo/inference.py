@@ -8,7 +8,7 @@ import numpy as np
 
 from .classes import concerning_probability, display_name, is_concerning
 
-LOW_CONFIDENCE = 0.5        # below this top probability the page says the model is unsure
+LOW_CONFIDENCE = 0.5        # abstention threshold for a model whose card has none
 
 
 @dataclass
@@ -22,10 +22,6 @@ class Reading:
     runner_up: str
     runner_up_probability: float
     concerning_probability: float
-
-    @property
-    def unsure(self) -> bool:
-        return self.top_probability < LOW_CONFIDENCE
 
     @property
     def top_is_concerning(self) -> bool:
@@ -59,11 +55,51 @@ def test_recall_sentence(metrics: dict, label: str) -> Optional[str]:
     return sentence
 
 
-def batch_row(name: str, reading: Optional[Reading], error: Optional[str] = None) -> dict:
+def abstains(reading: Reading, card: dict) -> bool:
+    """True when the top probability is below the card's validation-chosen abstention threshold
+    (or below LOW_CONFIDENCE for a model without one)."""
+    threshold = card.get("abstention", {}).get("threshold", LOW_CONFIDENCE)
+    return reading.top_probability < float(threshold)
+
+
+def abstention_sentence(card: dict) -> Optional[str]:
+    abstention = card.get("abstention")
+    if not abstention or abstention.get("accuracy") is None:
+        return None
+    test = abstention.get("test", {})
+    text = (f"This model answers only when its confidence is at least {abstention['threshold']:.0%}, a threshold chosen "
+            f"on validation images so that the answers it gives are right at least {abstention['target_accuracy']:.0%} "
+            f"of the time.")
+    if test.get("accuracy") is not None:
+        text += (f" On its test set it answered {test['coverage']:.0%} of images and was right on "
+                 f"{test['accuracy']:.0%} of those.")
+    return text
+
+
+def melanoma_sentence(card: dict, probability: float) -> Optional[tuple[bool, str]]:
+    """(above the alert threshold?, sentence) for the card's melanoma operating point, if it has one."""
+    point = card.get("melanoma_operating_point")
+    if not point:
+        return None
+    test, threshold = point["test"], point["test"]["threshold"]
+    above = probability >= threshold
+    sens_low, sens_high = test["sensitivity_ci95"]
+    spec_low, spec_high = test["specificity_ci95"]
+    text = (f"Melanoma probability {probability:.0%} is **{'above' if above else 'below'}** this model's melanoma alert "
+            f"threshold of {threshold:.0%} (set on validation images to catch {point['target_sensitivity']:.0%} of "
+            f"melanomas). On its test set that threshold caught {test['sensitivity']:.0%} of melanomas "
+            f"(95% CI {sens_low:.0%}–{sens_high:.0%}, {test['positives']} melanomas) with specificity "
+            f"{test['specificity']:.0%} ({spec_low:.0%}–{spec_high:.0%}).")
+    return above, text
+
+
+def batch_row(name: str, reading: Optional[Reading], error: Optional[str] = None, card: Optional[dict] = None) -> dict:
     """One row of the batch table / CSV."""
     if reading is None:
-        return {"file": name, "prediction": "", "probability": None, "malignant_or_premalignant": None,
-                "second": "", "error": error or ""}
-    return {"file": name, "prediction": display_name(reading.top), "probability": round(reading.top_probability, 4),
+        return {"file": name, "prediction": "", "probability": None, "uncertain_refer": None,
+                "malignant_or_premalignant": None, "second": "", "error": error or ""}
+    return {"file": name, "prediction": display_name(reading.top),
+            "probability": round(reading.top_probability, 4),
+            "uncertain_refer": abstains(reading, card or {}),
             "malignant_or_premalignant": round(reading.concerning_probability, 4),
             "second": display_name(reading.runner_up), "error": ""}

@@ -132,8 +132,13 @@ class ZooModel:
         height, width = self.card["input_size"]
         return int(height), int(width)
 
-    def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities for prepared float32 pixels (n, h, w, 3) in 0..255."""
+    @property
+    def temperature(self) -> float:
+        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+
+    def predict_arrays(self, batch: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Probabilities for prepared float32 pixels (n, h, w, 3) in 0..255; temperature-scaled with the
+        card's validation-fitted temperature unless calibrated=False (the raw network output)."""
         import tensorflow as tf
 
         if not hasattr(self, "_forward"):
@@ -141,11 +146,16 @@ class ZooModel:
             self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         out = [np.asarray(self._forward(tf.constant(batch[i:i + PREDICT_BATCH])), dtype=np.float32)
                for i in range(0, len(batch), PREDICT_BATCH)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+        probabilities = np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+        if calibrated and self.temperature != 1.0 and len(probabilities):
+            from .calibration import apply_temperature
 
-    def predict(self, images: Sequence[ImageSource]) -> np.ndarray:
+            probabilities = apply_temperature(probabilities, self.temperature).astype(np.float32)
+        return probabilities
+
+    def predict(self, images: Sequence[ImageSource], calibrated: bool = True) -> np.ndarray:
         """(n, n_classes) probabilities in card["classes"] order for PIL images / paths / bytes of any size and mode."""
-        return self.predict_arrays(prepare_batch(list(images), self.input_size))
+        return self.predict_arrays(prepare_batch(list(images), self.input_size), calibrated)
 
 
 def load(model_id: str, root: Optional[Path] = None) -> ZooModel:

@@ -13,7 +13,8 @@ import app_ui
 from model_zoo import ImageError, ModelUnavailable, load_image
 from model_zoo.classes import class_info, display_name, is_concerning
 from model_zoo.explainers import LABELS as EXPLAINER_LABELS
-from model_zoo.inference import batch_row, read, test_recall_sentence
+from model_zoo.inference import (abstains, abstention_sentence, batch_row, melanoma_sentence, read,
+                                  test_recall_sentence)
 from model_zoo.overlay import render_overlay, to_png_bytes
 from model_zoo.uploads import iter_zip
 
@@ -80,18 +81,24 @@ def example_ui(card: dict) -> tuple[str, bytes | None, str | None]:
 
 def summary_ui(reading, card: dict, true_label: str | None) -> None:
     top_name = display_name(reading.top)
+    if abstains(reading, card):
+        st.error(f"**Uncertain — refer to a clinician.** The model's confidence ({reading.top_probability:.0%}) is "
+                 "below the level at which it answers; the classes below are shown for teaching only.",
+                 icon=":material/help:")
     st.subheader(f"Most likely: {top_name} ({reading.top_probability:.0%})")
-    if reading.unsure:
-        st.warning(f"The model is unsure: its top answer has only {reading.top_probability:.0%} probability "
-                   f"(next: {display_name(reading.runner_up)}, {reading.runner_up_probability:.0%}). "
-                   "Treat this result as uninformative.")
+    st.caption(f"Second: {display_name(reading.runner_up)} ({reading.runner_up_probability:.0%}). "
+               "Probabilities are calibrated on validation images (temperature scaling).")
     concern = reading.concerning_probability
     text = (f"Malignant or pre-malignant classes together: **{concern:.0%}** "
             "(melanoma, basal cell carcinoma, squamous cell carcinoma, actinic keratosis).")
     (st.error if concern >= 0.5 else st.info)(text)
-    sentence = test_recall_sentence(app_cache.metrics(card["id"]), reading.top)
-    if sentence:
-        st.caption(sentence)
+    melanoma = next((c for c in reading.classes if c in ("melanoma", "mel")), None)
+    alert = melanoma_sentence(card, float(reading.probabilities[reading.classes.index(melanoma)])) if melanoma else None
+    if alert:
+        (st.error if alert[0] else st.info)(alert[1])
+    for sentence in (test_recall_sentence(app_cache.metrics(card["id"]), reading.top), abstention_sentence(card)):
+        if sentence:
+            st.caption(sentence)
     if true_label is not None:
         with st.expander("Reveal the true label (guess first!)"):
             verdict = "correct" if true_label == reading.top else "wrong"
@@ -188,7 +195,7 @@ def batch_ui(card: dict) -> None:
         import numpy as np
 
         probabilities = model.predict_arrays(np.stack(arrays))
-        rows = [batch_row(n, read(p, model.classes)) for n, p in zip(names, probabilities)] + rows
+        rows = [batch_row(n, read(p, model.classes), card=card) for n, p in zip(names, probabilities)] + rows
     table = pd.DataFrame(rows)
     st.dataframe(table, width="stretch", hide_index=True,
                  column_config={"probability": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1),

@@ -323,7 +323,72 @@ all_metrics = _load(app_cache.metrics, card["id"], {})
 split_metrics = all_metrics.get(split) or {}
 predictions = _load(app_cache.predictions, card["id"], [])
 
-tabs = st.tabs(["Metrics", "Per class", "Confusion matrix", "ROC curves", "Training curves", "Mistakes", "Compare"])
+def calibration_ui(card: dict, all_metrics: dict) -> None:
+    """Reliability diagram, risk-coverage curve with the abstention threshold, melanoma operating point (test)."""
+    result = all_metrics.get("calibration")
+    if not result:
+        st.info(f"No calibration for this model yet. Compute it with `python -m trainer calibrate {card['id']}`.")
+        return
+    test = result["test"]
+    st.markdown("#### Are the probabilities honest?")
+    st.caption("Temperature scaling divides the model's log-probabilities by one number T fitted on the validation "
+               "images. Expected calibration error (ECE, 15 bins) is the average gap between confidence and accuracy; "
+               "lower is better. Figures below are on the test images, which played no part in fitting.")
+    cols = st.columns(4)
+    cols[0].metric("Temperature T", f"{result['temperature']:.2f}")
+    cols[1].metric("Test ECE", reports.pct(test["ece_after"], 1), delta=f"{100 * (test['ece_after'] - test['ece_before']):+.1f} pts",
+                   delta_color="inverse", help=f"before scaling: {reports.pct(test['ece_before'], 1)}")
+    cols[2].metric("Test NLL", f"{test['nll_after']:.3f}", delta=f"{test['nll_after'] - test['nll_before']:+.3f}",
+                   delta_color="inverse", help=f"before scaling: {test['nll_before']:.3f}")
+    abstention = result.get("abstention", {})
+    cols[3].metric("Abstention threshold", reports.pct(abstention.get("threshold"), 0))
+    bins = [dict(row, stage=stage) for stage, key in (("before scaling", "reliability_before"), ("after scaling", "reliability_after"))
+            for row in test[key] if row["count"]]
+    diagonal = alt.Chart(pd.DataFrame({"x": [0, 1], "y": [0, 1]})).mark_line(strokeDash=[4, 4], color="gray").encode(x="x", y="y")
+    points = alt.Chart(pd.DataFrame(bins)).mark_line(point=True).encode(
+        x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1]), title="confidence (top class)"),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy"),
+        color=alt.Color("stage:N", title=None), size=alt.Size("count:Q", title="images"),
+        tooltip=["stage", alt.Tooltip("confidence:Q", format=".0%"), alt.Tooltip("accuracy:Q", format=".0%"), "count"])
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Reliability diagram** (on the diagonal = honest)")
+        st.altair_chart((diagonal + points).properties(height=320), width="stretch")
+    with right:
+        st.markdown("**Coverage vs accuracy** (answer only above a confidence)")
+        curve = pd.DataFrame(test["risk_coverage"])
+        chart = alt.Chart(curve).mark_line().encode(
+            x=alt.X("coverage:Q", axis=alt.Axis(format="%"), title="share of images answered"),
+            y=alt.Y("accuracy:Q", axis=alt.Axis(format="%"), title="accuracy of the answers"),
+            tooltip=[alt.Tooltip("threshold:Q", format=".0%"), alt.Tooltip("coverage:Q", format=".0%"),
+                     alt.Tooltip("accuracy:Q", format=".0%")])
+        layers = chart
+        if abstention.get("test", {}).get("coverage") is not None:
+            rule = alt.Chart(pd.DataFrame({"coverage": [abstention["test"]["coverage"]]})).mark_rule(color="#c0392b").encode(x="coverage:Q")
+            layers = chart + rule
+        st.altair_chart(layers.properties(height=320), width="stretch")
+    if abstention.get("test"):
+        test_ab = abstention["test"]
+        st.caption(f"The red line is the abstention threshold ({reports.pct(abstention['threshold'])}, chosen on validation "
+                   f"for {reports.pct(abstention['target_accuracy'])} accuracy on answered images). On test it answers "
+                   f"{reports.pct(test_ab['coverage'])} of images ({test_ab['n_accepted']} of {test_ab['n']}) with accuracy "
+                   f"{reports.pct(test_ab['accuracy'])}; the rest are 'uncertain, refer to a clinician'.")
+    point = result.get("melanoma_operating_point")
+    if point:
+        st.markdown("#### Melanoma alert threshold")
+        rows = []
+        for name in ("validation", "test"):
+            r = point[name]
+            rows.append({"split": name, "threshold": reports.pct(r["threshold"]), "melanomas": r["positives"],
+                         "sensitivity": reports.with_ci(r["sensitivity"], r["sensitivity_ci95"]),
+                         "specificity": reports.with_ci(r["specificity"], r["specificity_ci95"])})
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.caption(f"Threshold on the calibrated melanoma probability chosen on validation for sensitivity ≥ "
+                   f"{reports.pct(point['target_sensitivity'])}; the test row shows how that choice held up.")
+
+
+tabs = st.tabs(["Metrics", "Per class", "Confusion matrix", "ROC curves", "Calibration", "Training curves", "Mistakes",
+                "Compare"])
 with tabs[0]:
     if split_metrics:
         metrics_ui(split_metrics, split_name)
@@ -343,8 +408,10 @@ with tabs[2]:
 with tabs[3]:
     roc_ui(card, predictions, split)
 with tabs[4]:
-    history_ui(card, all_metrics)
+    calibration_ui(card, all_metrics)
 with tabs[5]:
-    gallery_ui(card, predictions, split, split_name)
+    history_ui(card, all_metrics)
 with tabs[6]:
+    gallery_ui(card, predictions, split, split_name)
+with tabs[7]:
     compare_ui(card, split, split_name)

@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--directory", default="runs/tuner")
     p.add_argument("--sizes", default="128,160,192", help="comma-separated input sizes to try")
 
+    p = sub.add_parser("calibrate", help="fit temperature, abstention and melanoma thresholds on validation",
+                       description="From a zoo model's saved validation predictions: temperature scaling, an "
+                                   "abstention threshold and a melanoma operating point; measured once on test.")
+    p.add_argument("model_id")
+    p.add_argument("--zoo-dir")
+    p.add_argument("--bootstrap", type=int, default=1000)
+
     p = sub.add_parser("report", help="write docs/results.md from the zoo's metrics",
                        description="Regenerate docs/results.md from every zoo model's card and metrics.json.")
     p.add_argument("--zoo-dir")
@@ -142,6 +149,15 @@ def _dispatch(args: argparse.Namespace) -> int:
                     epochs=args.epochs, limit_per_class=args.limit_per_class, directory=args.directory,
                     sizes=[int(s) for s in args.sizes.split(",")])
         print(json.dumps(best, indent=2))
+        return 0
+    if args.command == "calibrate":
+        from .calibrate import calibrate_model
+
+        result = calibrate_model(args.model_id, Path(args.zoo_dir) if args.zoo_dir else None, args.bootstrap)
+        print(json.dumps({"temperature": result["temperature"], "test": {k: v for k, v in result["test"].items()
+                                                                          if k.startswith(("ece", "nll"))},
+                          "abstention": {k: result["abstention"][k] for k in ("threshold", "coverage", "test")}},
+                         indent=2))
         return 0
     if args.command == "report":
         from .report import write_results

@@ -48,7 +48,7 @@ def evaluate_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Opti
         sets[key] = load_images(card["dataset"], rows[key], loaded.input_size, directory, classes)
     metrics, probabilities = {}, {}
     for key, image_set in sets.items():
-        probabilities[key] = loaded.predict_arrays(image_set.images.astype(np.float32))
+        probabilities[key] = loaded.predict_arrays(image_set.images.astype(np.float32), calibrated=False)
         metrics[key] = compute_metrics(image_set.labels, probabilities[key], classes, n_bootstrap)
     folder = model_zoo.zoo.model_folder(model_id, zoo_root)
     old = store.read_json(folder / store.METRICS_FILE) if (folder / store.METRICS_FILE).is_file() else {}

@@ -46,6 +46,22 @@ def results_markdown(root: Optional[Path] = None) -> str:
             f"| {_ci(test, 'macro_f1')} | {_melanoma_recall(test)} | {val['balanced_accuracy']:.3f} "
             f"| {minutes:.0f} min ({card.get('training', {}).get('hardware', '?')}) | {card.get('size_bytes', 0) / 1e6:.1f} MB |"
         )
+    lines += ["", "## Calibration, abstention and the melanoma operating point (fitted on validation, measured on test)", "",
+              "| model | temperature | test ECE before → after | test NLL before → after | abstention threshold | "
+              "test coverage / accuracy when answering | melanoma threshold | test melanoma sensitivity [CI] | test specificity [CI] |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for card in cards:
+        result = model_zoo.read_metrics(card["id"], root).get("calibration")
+        if not result:
+            continue
+        test, ab = result["test"], result["abstention"]
+        point = result.get("melanoma_operating_point", {}).get("test")
+        mel = (f"{point['threshold']:.3f} | {point['sensitivity']:.3f} [{point['sensitivity_ci95'][0]:.2f}, "
+               f"{point['sensitivity_ci95'][1]:.2f}] | {point['specificity']:.3f} [{point['specificity_ci95'][0]:.2f}, "
+               f"{point['specificity_ci95'][1]:.2f}]") if point else "n/a | n/a | n/a"
+        answered = "n/a" if ab["test"]["accuracy"] is None else f"{ab['test']['coverage']:.3f} / {ab['test']['accuracy']:.3f}"
+        lines.append(f"| `{card['id']}` | {result['temperature']:.3f} | {test['ece_before']:.3f} → {test['ece_after']:.3f} "
+                     f"| {test['nll_before']:.3f} → {test['nll_after']:.3f} | {ab['threshold']:.3f} | {answered} | {mel} |")
     for card in cards:
         test = model_zoo.read_metrics(card["id"], root).get("test")
         if not test:

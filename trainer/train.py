@@ -284,6 +284,11 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
     metrics, probabilities = evaluate_sets(model, {"validation": sets["val"], "test": sets["test"]}, classes,
                                            config.bootstrap)
     metrics["best_epoch"] = best.state
+    from .calibrate import calibration_from_arrays, card_summary
+
+    metrics["calibration"] = calibration_from_arrays(
+        classes, (probabilities["validation"], sets["val"].labels), (probabilities["test"], sets["test"].labels),
+        config.bootstrap)
     table = []
     for split, key in (("val", "validation"), ("test", "test")):
         paths = rows[split].set_index("image_id").loc[sets[split].image_ids, "path"].tolist()
@@ -292,6 +297,7 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
     counts["skipped_unreadable"] = {split: [p for p, _ in sets[split].skipped] for split in sets if sets[split].skipped}
     card = build_card(config, classes, size, pretrained, info.as_dict(), timing, metrics, counts,
                       str(split_file(config.dataset).relative_to(split_file(config.dataset).parents[2])))
+    card.update(card_summary(metrics["calibration"]))
     if not info.is_chief:
         log.info("Worker %s finished; the chief publishes the model.", info.task)
         return None

@@ -122,3 +122,28 @@ def test_compare_page_runs_every_model(data_dir, default_card):
     assert not at.exception
     usable = [c for c in model_zoo.list_models() if c["status"] == "ok"]
     assert len(at.dataframe[0].value) == len(usable)
+
+
+def test_low_confidence_image_is_refused_as_uncertain(default_card, data_dir):
+    """Abstention as documented: below the card's threshold the page says 'refer to a clinician'."""
+    model = model_zoo.load(default_card["id"])
+    rows = [r for r in model_zoo.read_predictions(default_card["id"]) if r["split"] == "test"]
+    paths = [data_dir / default_card["dataset"] / r["path"] for r in rows]
+    confidence = model.predict(paths).max(axis=1)
+    threshold = default_card["abstention"]["threshold"]
+    low, high = paths[int(np.argmin(confidence))], paths[int(np.argmax(confidence))]
+    assert confidence.min() < threshold <= confidence.max()
+    for path, refused in ((low, True), (high, False)):
+        at = _app().run()
+        _select_model(at, default_card)
+        at.file_uploader(key="classify_upload").set_value((path.name, path.read_bytes(), "image/jpeg")).run()
+        assert not at.exception
+        said = any("refer to a clinician" in e.value for e in at.error)
+        assert said == refused, (path.name, refused)
+
+
+def test_evaluation_calibration_tab_renders(default_card):
+    at = _app("pages/evaluation.py").run()
+    assert not at.exception
+    assert any(m.label == "Temperature T" for m in at.metric)
+    assert any("abstention threshold" in c.value for c in at.caption)

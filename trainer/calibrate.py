@@ -1,0 +1,63 @@
+"""Fit calibration, abstention and the melanoma operating point from a model's saved predictions."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from model_zoo import store
+from model_zoo.calibration import calibrate
+
+MELANOMA = ("melanoma", "mel")
+
+
+def melanoma_label(classes: list[str]) -> Optional[str]:
+    return next((c for c in classes if c in MELANOMA), None)
+
+
+def card_summary(result: dict) -> dict:
+    """The compact part of the calibration result that rides in card.json (the app reads it)."""
+    summary = {
+        "calibration": {
+            "temperature": result["temperature"],
+            "test_ece_before": result["test"]["ece_before"], "test_ece_after": result["test"]["ece_after"],
+            "test_nll_before": result["test"]["nll_before"], "test_nll_after": result["test"]["nll_after"],
+        },
+        "abstention": {k: result["abstention"][k] for k in ("threshold", "coverage", "accuracy", "target_accuracy")}
+        | {"test": result["abstention"]["test"]},
+    }
+    if "melanoma_operating_point" in result:
+        summary["melanoma_operating_point"] = result["melanoma_operating_point"]
+    return summary
+
+
+def calibration_from_arrays(classes: list[str], val: tuple[np.ndarray, np.ndarray],
+                            test: tuple[np.ndarray, np.ndarray], n_bootstrap: int = 1000) -> dict:
+    """(probabilities, labels) for validation and test -> the full calibration result."""
+    return calibrate(val[0], val[1], test[0], test[1], classes, melanoma_label(classes), n_bootstrap=n_bootstrap)
+
+
+def _split_arrays(rows: list[dict], split: str, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    chosen = [r for r in rows if r["split"] == split]
+    probabilities = np.array([[float(r[f"p_{c}"]) for c in classes] for r in chosen])
+    labels = np.array([classes.index(r["true"]) for r in chosen])
+    return probabilities, labels
+
+
+def calibrate_model(model_id: str, zoo_root: Optional[Path] = None, n_bootstrap: int = 1000) -> dict:
+    """Recompute from predictions.csv; rewrites metrics.json["calibration"] and the card's summary atomically."""
+    import model_zoo
+
+    folder = model_zoo.zoo.model_folder(model_id, zoo_root)
+    card = store.read_json(folder / store.CARD_FILE)
+    classes = card["classes"]
+    rows = model_zoo.read_predictions(model_id, zoo_root)
+    result = calibration_from_arrays(classes, _split_arrays(rows, "val", classes), _split_arrays(rows, "test", classes),
+                                     n_bootstrap)
+    metrics = store.read_json(folder / store.METRICS_FILE)
+    metrics["calibration"] = result
+    store.write_json_atomic(folder / store.METRICS_FILE, metrics)
+    card.update(card_summary(result))
+    store.write_json_atomic(folder / store.CARD_FILE, card)
+    return result
