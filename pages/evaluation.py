@@ -387,8 +387,30 @@ def calibration_ui(card: dict, all_metrics: dict) -> None:
                    f"{reports.pct(point['target_sensitivity'])}; the test row shows how that choice held up.")
 
 
-tabs = st.tabs(["Metrics", "Per class", "Confusion matrix", "ROC curves", "Calibration", "Training curves", "Mistakes",
-                "Compare"])
+def subgroups_ui(card: dict, all_metrics: dict) -> None:
+    """Test metrics by sex, age band and body site (HAM10000 metadata), small groups marked."""
+    groups = all_metrics.get("subgroups")
+    if not groups:
+        st.info("Subgroup metrics need patient metadata, which only the HAM10000 set has"
+                + ("" if card["dataset"] != "ham10000" else f"; compute them with `python -m trainer subgroups {card['id']}`")
+                + ".")
+        return
+    st.caption(f"Test images only. Groups with fewer than 30 images are marked 'small': their figures are unreliable "
+               "(see the intervals). HAM10000 comes mostly from fair-skinned patients in Austria and Australia, "
+               "so skin types outside that range are not represented at all.")
+    names = {"sex": "Sex", "age_band": "Age band", "localization": "Body site"}
+    for column, title in names.items():
+        rows = [{"group": name, "images": r["n"], "small group": "small" if r["small"] else "",
+                 "accuracy": reports.pct(r["accuracy"]),
+                 "balanced accuracy": reports.with_ci(r["balanced_accuracy"], r["balanced_accuracy_ci95"]),
+                 "melanoma recall": "n/a" if r["melanoma_recall"] is None else f"{reports.pct(r['melanoma_recall'])} of {r['melanomas']}"}
+                for name, r in groups.get(column, {}).items()]
+        st.markdown(f"**{title}**")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+tabs = st.tabs(["Metrics", "Per class", "Confusion matrix", "ROC curves", "Calibration", "Subgroups", "Training curves",
+                "Mistakes", "Compare"])
 with tabs[0]:
     if split_metrics:
         metrics_ui(split_metrics, split_name)
@@ -410,8 +432,10 @@ with tabs[3]:
 with tabs[4]:
     calibration_ui(card, all_metrics)
 with tabs[5]:
-    history_ui(card, all_metrics)
+    subgroups_ui(card, all_metrics)
 with tabs[6]:
-    gallery_ui(card, predictions, split, split_name)
+    history_ui(card, all_metrics)
 with tabs[7]:
+    gallery_ui(card, predictions, split, split_name)
+with tabs[8]:
     compare_ui(card, split, split_name)

@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoo-dir")
     p.add_argument("--bootstrap", type=int, default=1000)
 
+    p = sub.add_parser("subgroups", help="test metrics by sex, age band and body site (HAM10000 models)",
+                       description="Per-subgroup test metrics with counts and CIs, stored in metrics.json.")
+    p.add_argument("model_id")
+    _add_common(p)
+
     p = sub.add_parser("report", help="write docs/results.md from the zoo's metrics",
                        description="Regenerate docs/results.md from every zoo model's card and metrics.json.")
     p.add_argument("--zoo-dir")
@@ -158,6 +163,18 @@ def _dispatch(args: argparse.Namespace) -> int:
                                                                           if k.startswith(("ece", "nll"))},
                           "abstention": {k: result["abstention"][k] for k in ("threshold", "coverage", "test")}},
                          indent=2))
+        return 0
+    if args.command == "subgroups":
+        from .subgroups import subgroups_for_model
+
+        result = subgroups_for_model(args.model_id, args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None)
+        if result is None:
+            print("error: subgroup metadata exists for HAM10000 models only", file=sys.stderr)
+            return 2
+        for column, groups in result.items():
+            for name, row in groups.items():
+                print(f"{column:12s} {name:18s} n={row['n']:4d} bal.acc={row['balanced_accuracy']:.3f}"
+                      f"{' (small)' if row['small'] else ''}")
         return 0
     if args.command == "report":
         from .report import write_results

@@ -305,4 +305,8 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
     folder = publish(config, model, classes, size, card, metrics, history, table,
                      Path(config.zoo_dir) if config.zoo_dir else None)
     log.info("Published %s (test balanced accuracy %.3f) to %s", card["id"], metrics["test"]["balanced_accuracy"], folder)
+    if config.dataset == "ham10000" and not config.limit_per_class:
+        from .subgroups import subgroups_for_model
+
+        subgroups_for_model(card["id"], config.data_dir, Path(config.zoo_dir) if config.zoo_dir else None)
     return folder

@@ -1,0 +1,72 @@
+"""Test metrics by patient subgroup (HAM10000: sex, age band, body site), with counts and CIs.
+
+A single average can hide a group the model fails; small groups are marked, not dropped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from .metrics import _balanced_accuracy, bootstrap_ci
+
+SMALL_GROUP = 30
+AGE_BANDS = [(0, 30, "<30"), (30, 45, "30-44"), (45, 60, "45-59"), (60, 75, "60-74"), (75, 200, "75+")]
+MELANOMA = ("mel", "melanoma")
+
+
+def age_band(age) -> str:
+    if age is None or (isinstance(age, float) and np.isnan(age)):
+        return "unknown"
+    return next(label for low, high, label in AGE_BANDS if low <= float(age) < high)
+
+
+def _group_metrics(frame: pd.DataFrame, n_bootstrap: int) -> dict:
+    y, p = frame["true"].to_numpy(), frame["predicted"].to_numpy()
+    labels = sorted(set(y) | set(p))
+    yi = np.array([labels.index(v) for v in y])
+    pi = np.array([labels.index(v) for v in p])
+    mel = frame["true"].isin(MELANOMA)
+    row = {"n": int(len(frame)), "small": bool(len(frame) < SMALL_GROUP),
+           "accuracy": float((y == p).mean()), "balanced_accuracy": _balanced_accuracy(yi, pi),
+           "balanced_accuracy_ci95": bootstrap_ci(yi, pi, _balanced_accuracy, n_bootstrap),
+           "melanomas": int(mel.sum()),
+           "melanoma_recall": float((frame.loc[mel, "predicted"] == frame.loc[mel, "true"]).mean()) if mel.any() else None}
+    return row
+
+
+def subgroup_metrics(predictions: pd.DataFrame, manifest: pd.DataFrame, n_bootstrap: int = 500) -> dict:
+    """{"sex": {"male": {...}, ...}, "age_band": {...}, "localization": {...}} for the test rows."""
+    test = predictions[predictions["split"] == "test"].merge(
+        manifest[["image_id", "sex", "age", "localization"]], on="image_id", how="left")
+    test["age_band"] = test["age"].map(age_band)
+    test["sex"] = test["sex"].fillna("unknown")
+    test["localization"] = test["localization"].fillna("unknown")
+    out = {}
+    for column in ("sex", "age_band", "localization"):
+        out[column] = {str(value): _group_metrics(group, n_bootstrap)
+                       for value, group in sorted(test.groupby(column), key=lambda kv: -len(kv[1]))}
+    return out
+
+
+def subgroups_for_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Optional[Path] = None,
+                        n_bootstrap: int = 500) -> Optional[dict]:
+    """Compute and store metrics.json["subgroups"] for a HAM10000 model (None for other datasets)."""
+    import model_zoo
+    from model_zoo import store
+
+    from .data import resolve_data_dir
+
+    card = model_zoo.get_card(model_id, zoo_root)
+    if card["dataset"] != "ham10000":
+        return None
+    manifest = pd.read_csv(resolve_data_dir(data_dir) / "ham10000" / "manifest.csv")
+    predictions = pd.read_csv(Path(card["folder"]) / store.PREDICTIONS_FILE)
+    result = subgroup_metrics(predictions, manifest, n_bootstrap)
+    folder = Path(card["folder"])
+    metrics = store.read_json(folder / store.METRICS_FILE)
+    metrics["subgroups"] = result
+    store.write_json_atomic(folder / store.METRICS_FILE, metrics)
+    return result
