@@ -139,19 +139,44 @@ class ZooModel:
     def predict_arrays(self, batch: np.ndarray, calibrated: bool = True) -> np.ndarray:
         """Probabilities for prepared float32 pixels (n, h, w, 3) in 0..255; temperature-scaled with the
         card's validation-fitted temperature unless calibrated=False (the raw network output)."""
+        return self.predict_with_features(batch, calibrated)[0]
+
+    def predict_with_features(self, batch: np.ndarray, calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, penultimate `avg_pool` features) from one compiled forward pass, in chunks."""
+        import keras
         import tensorflow as tf
+
+        from .ood import FEATURE_LAYER
 
         if not hasattr(self, "_forward"):
             model = self.keras_model
-            self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        out = [np.asarray(self._forward(tf.constant(batch[i:i + PREDICT_BATCH])), dtype=np.float32)
-               for i in range(0, len(batch), PREDICT_BATCH)]
-        probabilities = np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
-        if calibrated and self.temperature != 1.0 and len(probabilities):
+            view = keras.Model(model.inputs, [model.output, model.get_layer(FEATURE_LAYER).output])
+            self._forward = tf.function(lambda x: view(x, training=False), reduce_retracing=True)
+        outputs = [[np.asarray(t, np.float32) for t in self._forward(tf.constant(batch[i:i + PREDICT_BATCH]))]
+                   for i in range(0, len(batch), PREDICT_BATCH)]
+        if not outputs:
+            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
+        probabilities = np.concatenate([o[0] for o in outputs])
+        features = np.concatenate([o[1] for o in outputs])
+        if calibrated and self.temperature != 1.0:
             from .calibration import apply_temperature
 
             probabilities = apply_temperature(probabilities, self.temperature).astype(np.float32)
-        return probabilities
+        return probabilities, features
+
+    @property
+    def ood_detector(self):
+        """The fitted Mahalanobis detector, or None (see `ood_status`)."""
+        if not hasattr(self, "_ood"):
+            from .ood import load_detector
+
+            self._ood = load_detector(Path(self.card.get("folder", "")), self.card)
+        return self._ood[0]
+
+    @property
+    def ood_status(self) -> str:
+        self.ood_detector
+        return self._ood[1]
 
     def predict(self, images: Sequence[ImageSource], calibrated: bool = True) -> np.ndarray:
         """(n, n_classes) probabilities in card["classes"] order for PIL images / paths / bytes of any size and mode."""
@@ -172,4 +197,5 @@ def load(model_id: str, root: Optional[Path] = None) -> ZooModel:
     except Exception as exc:  # noqa: BLE001  (any failure to deserialise means "unavailable")
         raise ModelUnavailable(f"Model {model_id!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
     card.setdefault("id", model_id)
+    card["folder"] = str(folder)
     return ZooModel(card=card, keras_model=model)

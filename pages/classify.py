@@ -129,6 +129,26 @@ def explanation_ui(model_id: str, card: dict, image, array, reading, key: str) -
                "not why it is right: it can highlight rulers, hair or ink marks.")
 
 
+def refuse_if_not_dermoscopy(model, features, image) -> bool:
+    """Show the refusal and return True when the OOD detector says this is not a dermoscopy image."""
+    detector = model.ood_detector
+    if detector is None:
+        st.caption(f"Note: {model.ood_status}, so non-dermoscopy images are not refused.")
+        return False
+    if not detector.rejects(features)[0]:
+        return False
+    st.image(image, width=320)
+    st.error("**This does not look like a dermoscopy image**, so the model will not classify it. It was trained only on "
+             "close-up images taken through a dermatoscope; on photos, documents, screenshots or plain colours its "
+             "answer would be meaningless. Please upload a dermoscopy image of a skin lesion.", icon=":material/block:")
+    ood = model.card.get("ood", {})
+    if ood:
+        st.caption(f"How this is decided: the image's features are compared with those of the training images "
+                   f"({ood.get('method', '')}). On test, this check refused {ood['ood_rejected']:.0%} of a set of "
+                   f"non-dermoscopy images and {ood['dermoscopy_wrongly_rejected']:.0%} of real dermoscopy images.")
+    return True
+
+
 def single_ui(card: dict) -> None:
     name, data, true_label = image_source_ui(card)
     if data is None:
@@ -147,7 +167,10 @@ def single_ui(card: dict) -> None:
     from model_zoo.preprocessing import prepare_image
 
     array = prepare_image(image, model.input_size)
-    probabilities = model.predict_arrays(array[None])[0]
+    probabilities, features = model.predict_with_features(array[None])
+    probabilities = probabilities[0]
+    if refuse_if_not_dermoscopy(model, features, image):
+        return
     reading = read(probabilities, model.classes)
     left, right = st.columns([1, 1.3])
     with left:
@@ -194,14 +217,18 @@ def batch_ui(card: dict) -> None:
     if arrays:
         import numpy as np
 
-        probabilities = model.predict_arrays(np.stack(arrays))
-        rows = [batch_row(n, read(p, model.classes), card=card) for n, p in zip(names, probabilities)] + rows
+        probabilities, features = model.predict_with_features(np.stack(arrays))
+        refused = model.ood_detector.rejects(features) if model.ood_detector is not None else np.zeros(len(names), bool)
+        rows = [batch_row(n, None, "Not a dermoscopy image: not classified.") if r else
+                batch_row(n, read(p, model.classes), card=card)
+                for n, p, r in zip(names, probabilities, refused)] + rows
     table = pd.DataFrame(rows)
     st.dataframe(table, width="stretch", hide_index=True,
                  column_config={"probability": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1),
                                 "malignant_or_premalignant": st.column_config.ProgressColumn(
                                     "malignant or pre-malignant", format="%.2f", min_value=0, max_value=1)})
-    st.caption(f"{len(names)} image(s) classified, {len(rows) - len(names)} could not be used.")
+    classified = sum(1 for row in rows if not row["error"])
+    st.caption(f"{classified} image(s) classified, {len(rows) - classified} could not be used.")
     buffer = io.StringIO()
     table.to_csv(buffer, index=False)
     st.download_button("Download the table (CSV)", buffer.getvalue(), file_name="predictions.csv", mime="text/csv")

@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_id")
     _add_common(p)
 
+    p = sub.add_parser("ood", help="fit and evaluate the 'not a dermoscopy image' detector",
+                       description="Mahalanobis detector on training features, threshold on validation, AUROC on the "
+                                   "dermoscopy test split vs a built-in set of non-dermoscopy images.")
+    p.add_argument("model_id")
+    _add_common(p)
+
     p = sub.add_parser("report", help="write docs/results.md from the zoo's metrics",
                        description="Regenerate docs/results.md from every zoo model's card and metrics.json.")
     p.add_argument("--zoo-dir")
@@ -175,6 +181,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             for name, row in groups.items():
                 print(f"{column:12s} {name:18s} n={row['n']:4d} bal.acc={row['balanced_accuracy']:.3f}"
                       f"{' (small)' if row['small'] else ''}")
+        return 0
+    if args.command == "ood":
+        from .ood import fit_ood_for_model
+
+        result = fit_ood_for_model(args.model_id, args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None)
+        print(json.dumps({k: v for k, v in result.items() if k != "accepted_ood"}, indent=2))
+        print("non-dermoscopy images accepted:", ", ".join(result["accepted_ood"]) or "none")
         return 0
     if args.command == "report":
         from .report import write_results

@@ -62,6 +62,15 @@ def results_markdown(root: Optional[Path] = None) -> str:
         answered = "n/a" if ab["test"]["accuracy"] is None else f"{ab['test']['coverage']:.3f} / {ab['test']['accuracy']:.3f}"
         lines.append(f"| `{card['id']}` | {result['temperature']:.3f} | {test['ece_before']:.3f} → {test['ece_after']:.3f} "
                      f"| {test['nll_before']:.3f} → {test['nll_after']:.3f} | {ab['threshold']:.3f} | {answered} | {mel} |")
+    lines += ["", "## Out-of-distribution rejection (fitted on training features, threshold on validation)", "",
+              "| model | method | AUROC (dermoscopy test vs non-dermoscopy set) | non-dermoscopy refused | dermoscopy test wrongly refused | non-dermoscopy accepted |",
+              "|---|---|---|---|---|---|"]
+    for card in cards:
+        ood = model_zoo.read_metrics(card["id"], root).get("ood")
+        if ood:
+            lines.append(f"| `{card['id']}` | PCA-{ood['pca_dims']} residual | {ood['auroc']:.3f} | {ood['ood_rejected']:.3f} of "
+                         f"{ood['ood_images']} | {ood['dermoscopy_wrongly_rejected']:.3f} of {ood['dermoscopy_images']} "
+                         f"| {', '.join(ood['accepted_ood']) or 'none'} |")
     for card in cards:
         test = model_zoo.read_metrics(card["id"], root).get("test")
         if not test:

@@ -305,8 +305,12 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
     folder = publish(config, model, classes, size, card, metrics, history, table,
                      Path(config.zoo_dir) if config.zoo_dir else None)
     log.info("Published %s (test balanced accuracy %.3f) to %s", card["id"], metrics["test"]["balanced_accuracy"], folder)
-    if config.dataset == "ham10000" and not config.limit_per_class:
+    if not config.limit_per_class:          # full runs: the 'not dermoscopy' detector and subgroup metrics
+        from .ood import fit_ood_for_model
         from .subgroups import subgroups_for_model
 
-        subgroups_for_model(card["id"], config.data_dir, Path(config.zoo_dir) if config.zoo_dir else None)
+        zoo_root = Path(config.zoo_dir) if config.zoo_dir else None
+        fit_ood_for_model(card["id"], config.data_dir, zoo_root)
+        if config.dataset == "ham10000":
+            subgroups_for_model(card["id"], config.data_dir, zoo_root)
     return folder
