@@ -136,10 +136,20 @@ class ZooModel:
     def temperature(self) -> float:
         return float(self.card.get("calibration", {}).get("temperature", 1.0))
 
-    def predict_arrays(self, batch: np.ndarray, calibrated: bool = True) -> np.ndarray:
+    def predict_arrays(self, batch: np.ndarray, calibrated: bool = True, tta: bool = False) -> np.ndarray:
         """Probabilities for prepared float32 pixels (n, h, w, 3) in 0..255; temperature-scaled with the
-        card's validation-fitted temperature unless calibrated=False (the raw network output)."""
-        return self.predict_with_features(batch, calibrated)[0]
+        card's validation-fitted temperature unless calibrated=False (the raw network output).
+        tta=True averages the raw probabilities over the 8 flips/rotations of each image (8x the work)."""
+        if not tta:
+            return self.predict_with_features(batch, calibrated)[0]
+        views = [np.rot90(batch, k, axes=(1, 2)) for k in range(4)]
+        views += [np.flip(v, axis=2) for v in views]
+        mean = np.mean([self.predict_with_features(np.ascontiguousarray(v), calibrated=False)[0] for v in views], axis=0)
+        if calibrated and self.temperature != 1.0:
+            from .calibration import apply_temperature
+
+            return apply_temperature(mean, self.temperature).astype(np.float32)
+        return mean.astype(np.float32)
 
     def predict_with_features(self, batch: np.ndarray, calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, penultimate `avg_pool` features) from one compiled forward pass, in chunks."""

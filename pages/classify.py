@@ -171,6 +171,8 @@ def single_ui(card: dict) -> None:
     probabilities = probabilities[0]
     if refuse_if_not_dermoscopy(model, features, image):
         return
+    if st.session_state.get("classify_tta"):
+        probabilities = model.predict_arrays(array[None], tta=True)[0]
     reading = read(probabilities, model.classes)
     left, right = st.columns([1, 1.3])
     with left:
@@ -237,6 +239,9 @@ def batch_ui(card: dict) -> None:
 st.title("Classify a skin lesion")
 app_ui.disclaimer_ui()
 selected = app_ui.model_picker_ui("classify")
+st.toggle("Test-time augmentation: average the prediction over 8 flips and rotations (slower)", key="classify_tta",
+          help="Dermoscopy has no 'up'; averaging over orientations usually steadies the answer a little. "
+               "Its measured effect on each model is in docs/results.md.")
 if selected is not None:
     single, batch = st.tabs(["One image", "Batch"])
     with single:

@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_id")
     _add_common(p)
 
+    p = sub.add_parser("tta", help="measure test-time augmentation against plain prediction on test",
+                       description="Test metrics and calibration with and without 8-view test-time augmentation.")
+    p.add_argument("model_id")
+    _add_common(p)
+
     p = sub.add_parser("report", help="write docs/results.md from the zoo's metrics",
                        description="Regenerate docs/results.md from every zoo model's card and metrics.json.")
     p.add_argument("--zoo-dir")
@@ -188,6 +193,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         result = fit_ood_for_model(args.model_id, args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None)
         print(json.dumps({k: v for k, v in result.items() if k != "accepted_ood"}, indent=2))
         print("non-dermoscopy images accepted:", ", ".join(result["accepted_ood"]) or "none")
+        return 0
+    if args.command == "tta":
+        from .tta import measure_tta
+
+        result = measure_tta(args.model_id, args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None)
+        for name, row in result.items():
+            print(f"{name:6s} balanced accuracy {row['balanced_accuracy']:.3f}  accuracy {row['accuracy']:.3f}  "
+                  f"macro-F1 {row['macro_f1']:.3f}  ECE {row['ece']:.3f}  NLL {row['nll']:.3f}")
         return 0
     if args.command == "report":
         from .report import write_results

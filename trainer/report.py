@@ -71,6 +71,15 @@ def results_markdown(root: Optional[Path] = None) -> str:
             lines.append(f"| `{card['id']}` | PCA-{ood['pca_dims']} residual | {ood['auroc']:.3f} | {ood['ood_rejected']:.3f} of "
                          f"{ood['ood_images']} | {ood['dermoscopy_wrongly_rejected']:.3f} of {ood['dermoscopy_images']} "
                          f"| {', '.join(ood['accepted_ood']) or 'none'} |")
+    lines += ["", "## Test-time augmentation (8 flips/rotations averaged; `python -m trainer tta MODEL_ID`)", "",
+              "| model | balanced accuracy plain → TTA | accuracy plain → TTA | ECE (calibrated) plain → TTA | NLL plain → TTA |",
+              "|---|---|---|---|---|"]
+    for card in cards:
+        tta = model_zoo.read_metrics(card["id"], root).get("tta")
+        if tta:
+            p, t = tta["plain"], tta["tta"]
+            lines.append(f"| `{card['id']}` | {p['balanced_accuracy']:.3f} → {t['balanced_accuracy']:.3f} | {p['accuracy']:.3f} → "
+                         f"{t['accuracy']:.3f} | {p['ece']:.3f} → {t['ece']:.3f} | {p['nll']:.3f} → {t['nll']:.3f} |")
     for card in cards:
         test = model_zoo.read_metrics(card["id"], root).get("test")
         if not test:

@@ -47,3 +47,13 @@ def test_every_explainer_returns_normalised_maps(method, data_dir):
     heat = create_explainer(method, model.keras_model, card["cam_layer"])(image, 0)
     assert heat.shape == (1, *card["input_size"])
     assert heat.min() >= 0.0 and heat.max() <= 1.0 + 1e-6
+
+
+def test_tta_is_the_mean_over_the_eight_views(data_dir):
+    card = CARDS[0]
+    model = model_zoo.load(card["id"])
+    image = _images(card, data_dir, 1)
+    views = [np.rot90(image, k, axes=(1, 2)) for k in range(4)]
+    views += [np.flip(v, axis=2) for v in views]
+    manual = np.mean([model.keras_model.predict(np.ascontiguousarray(v), verbose=0) for v in views], axis=0)
+    np.testing.assert_allclose(model.predict_arrays(image, calibrated=False, tta=True), manual, atol=1e-4)

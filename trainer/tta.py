@@ -1,0 +1,40 @@
+"""Measure test-time augmentation (8 flips/rotations averaged) against plain prediction, on test."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from model_zoo import store
+from model_zoo.calibration import apply_temperature, expected_calibration_error, negative_log_likelihood
+
+from .data import load_images, resolve_data_dir, select
+from .metrics import compute_metrics
+
+
+def measure_tta(model_id: str, data_dir: Optional[str] = None, zoo_root: Optional[Path] = None,
+                n_bootstrap: int = 1000) -> dict:
+    """Balanced accuracy (with CI), accuracy, macro-F1, ECE and NLL on test, with and without TTA;
+    stored in metrics.json["tta"]."""
+    import model_zoo
+
+    model = model_zoo.load(model_id, zoo_root)
+    config = model.card.get("training", {}).get("config", {})
+    test = load_images(model.card["dataset"], select(model.card["dataset"], "test", limit_per_class=config.get("limit_per_class")),
+                       model.input_size, resolve_data_dir(data_dir), model.classes)
+    images = test.images.astype(np.float32)
+    result = {}
+    for name, tta in (("plain", False), ("tta", True)):
+        raw = model.predict_arrays(images, calibrated=False, tta=tta)
+        scaled = apply_temperature(raw, model.temperature)
+        full = compute_metrics(test.labels, raw, model.classes, n_bootstrap)
+        result[name] = {key: full[key] for key in ("accuracy", "balanced_accuracy", "macro_f1", "ci95")}
+        result[name].update({"ece": expected_calibration_error(scaled, test.labels),
+                             "nll": negative_log_likelihood(scaled, test.labels),
+                             "ece_uncalibrated": expected_calibration_error(raw, test.labels)})
+    folder = Path(model.card["folder"])
+    metrics = store.read_json(folder / store.METRICS_FILE)
+    metrics["tta"] = result
+    store.write_json_atomic(folder / store.METRICS_FILE, metrics)
+    return result
