@@ -16,6 +16,7 @@ from model_zoo.explainers import LABELS as EXPLAINER_LABELS
 from model_zoo.inference import (abstains, abstention_sentence, batch_row, melanoma_sentence, read,
                                   test_recall_sentence)
 from model_zoo.overlay import render_overlay, to_png_bytes
+from model_zoo.preprocessing import prepare_image
 from model_zoo.uploads import iter_zip
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
@@ -129,6 +130,15 @@ def explanation_ui(model_id: str, card: dict, image, array, reading, key: str) -
                "not why it is right: it can highlight rulers, hair or ink marks.")
 
 
+def model_or_error(card: dict):
+    """The loaded model, or None after showing why it is unavailable."""
+    try:
+        return app_cache.load_model(card["id"])
+    except ModelUnavailable as exc:
+        st.error(str(exc))
+        return None
+
+
 def refuse_if_not_dermoscopy(model, features, image) -> bool:
     """Show the refusal and return True when the OOD detector says this is not a dermoscopy image."""
     detector = model.ood_detector
@@ -159,12 +169,9 @@ def single_ui(card: dict) -> None:
     except ImageError as exc:
         st.error(f"Cannot use this file: {exc}")
         return
-    try:
-        model = app_cache.load_model(card["id"])
-    except ModelUnavailable as exc:
-        st.error(str(exc))
+    model = model_or_error(card)
+    if model is None:
         return
-    from model_zoo.preprocessing import prepare_image
 
     array = prepare_image(image, model.input_size)
     probabilities, features = model.predict_with_features(array[None])
@@ -193,12 +200,9 @@ def batch_ui(card: dict) -> None:
     if not uploads:
         st.caption("Drop several images (or a .zip) to get a table of predictions and a CSV file.")
         return
-    try:
-        model = app_cache.load_model(card["id"])
-    except ModelUnavailable as exc:
-        st.error(str(exc))
+    model = model_or_error(card)
+    if model is None:
         return
-    from model_zoo.preprocessing import prepare_image
 
     items = []
     for upload in uploads:
