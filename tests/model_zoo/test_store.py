@@ -62,3 +62,23 @@ def test_tampered_or_missing_file_is_unavailable(tmp_zoo):
 def test_unknown_model_is_a_clear_error(tmp_zoo):
     with pytest.raises(zoo.ModelUnavailable, match="No model called"):
         zoo.load("nope", tmp_zoo)
+
+
+def test_model_needing_unsafe_code_is_refused(tmp_zoo):
+    """safe_mode=True: a Lambda layer (arbitrary code) is never deserialised, even with a matching sha256."""
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Lambda(lambda x: x * 2.0)(inputs)
+    model = keras.Model(inputs, outputs)
+
+    def fill(folder):
+        model.save(folder / store.MODEL_FILE)
+        card = {"id": "lambda", "dataset": "d", "classes": ["a"], "sha256": store.sha256_file(folder / store.MODEL_FILE),
+                "size_bytes": (folder / store.MODEL_FILE).stat().st_size}
+        (folder / store.CARD_FILE).write_text(json.dumps(card))
+
+    store.write_model_folder("lambda", fill, tmp_zoo)
+    assert zoo.list_models(tmp_zoo)[0]["status"] == "ok"      # the file is intact...
+    with pytest.raises(zoo.ModelUnavailable, match="could not be loaded"):
+        zoo.load("lambda", tmp_zoo)                          # ...but it is not loaded

@@ -72,3 +72,18 @@ def test_missing_data_dir_gives_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DATA_ENV, raising=False)
     with pytest.raises(data.DataError, match="isic_9class"):
         data.resolve_data_dir(tmp_path / "nowhere")
+
+
+def test_corrupt_image_is_skipped_and_reported(tmp_path, data_dir):
+    import shutil
+
+    rows = data.select("isic_9class", "test").head(3).copy()
+    for path in rows["path"]:
+        (tmp_path / "isic_9class" / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_dir / "isic_9class" / path, tmp_path / "isic_9class" / path)
+    broken = tmp_path / "isic_9class" / rows["path"].iloc[1]
+    broken.write_bytes(broken.read_bytes()[:200])
+    loaded = data.load_images("isic_9class", rows, (32, 32), tmp_path)
+    assert len(loaded) == 2
+    assert [p for p, _ in loaded.skipped] == [rows["path"].iloc[1]]
+    assert "damaged" in loaded.skipped[0][1]
