@@ -89,7 +89,7 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 def upload_and_wait(page, url: str, image_path: Path, timeout_ms: int = 180_000) -> str:
     """Open the Classify page, upload an image, wait for the headline; returns its text."""
-    page.goto(url, wait_until="domcontentloaded")
+    page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
     page.get_by_text("Classify a skin lesion").wait_for(timeout=timeout_ms)
     page.locator("input[type=file]").first.set_input_files(str(image_path))
     headline = page.get_by_text("Most likely:")

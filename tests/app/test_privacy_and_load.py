@@ -46,7 +46,7 @@ async def _one_user(browser, url: str, image: Path, outside: list[str]) -> tuple
             outside.append(request.url)
 
     page.on("request", record)
-    await page.goto(url, wait_until="domcontentloaded")
+    await page.goto(url, wait_until="domcontentloaded", timeout=300_000)
     await page.get_by_text("Classify a skin lesion").wait_for(timeout=300_000)
     start = time.perf_counter()
     await page.locator("input[type=file]").first.set_input_files(str(image))

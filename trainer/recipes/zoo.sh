@@ -17,4 +17,4 @@ $PY -m trainer train -a mobilenet_v2 -d ham10000 --model-id mobilenet_v2_ham1000
 
 $PY -m trainer train -a custom_cnn -d isic_9class --model-id custom_cnn_isic_9class \
   --display-name "Custom CNN (from scratch) - ISIC 9-class" \
-  --input-size 128 --epochs 25 --learning-rate 2e-3 --early-stopping-patience 6 --batch-size 32 --verbose 2 "$@"
+  --input-size 128 --epochs 25 --learning-rate 1e-3 --early-stopping-patience 6 --batch-size 32 --verbose 2 "$@"
