@@ -1,9 +1,11 @@
 """Input-pipeline throughput: the trainer's tf.data pipeline vs a seed-style Python generator.
 
-Both produce the same batches (decoded, resized, augmented with flips/rotation/
-brightness) from the same real images; the generator loads with PIL and
-augments with numpy per batch, as the original project did. Both run in this
-process, one after the other, and the ratio is printed.
+Both produce batches of the same real images with the same kinds of augmentation
+(flips, rotation, zoom, brightness, contrast, saturation, hue). The generator is
+the seed-style way: every batch, PIL loads and resizes each file and augments it
+with PIL/numpy in one Python thread. The trainer's pipeline decodes once, caches,
+and augments batches with Keras preprocessing layers in parallel tf.data maps.
+Both run in this process, one after the other, and the ratio is printed.
 
     python benchmarks/pipeline_throughput.py [--images 1024] [--size 192] [--batches 40]
 """
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -23,22 +26,33 @@ from trainer.augment import make_augmenter  # noqa: E402
 from trainer.data import load_images, make_dataset, resolve_data_dir, select  # noqa: E402
 
 
+def augment_pil(image: Image.Image, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The same kinds of augmentation as trainer/augment.py, with PIL and numpy, one image at a time."""
+    if rng.random() < 0.5:
+        image = ImageOps.mirror(image)
+    if rng.random() < 0.5:
+        image = ImageOps.flip(image)
+    image = image.rotate(float(rng.uniform(-180, 180)), resample=Image.Resampling.BILINEAR)
+    scale = float(rng.uniform(0.8, 1.1))
+    side = int(size / scale)
+    offset = (size - side) // 2
+    image = image.resize((size, size)).crop((offset, offset, offset + side, offset + side)).resize((size, size))
+    image = ImageEnhance.Brightness(image).enhance(float(rng.uniform(0.9, 1.1)))
+    image = ImageEnhance.Contrast(image).enhance(float(rng.uniform(0.85, 1.15)))
+    image = ImageEnhance.Color(image).enhance(float(rng.uniform(0.8, 1.2)))
+    hsv = np.asarray(image.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(int) + int(rng.integers(-8, 9))) % 256
+    return np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"), dtype=np.float32)
+
+
 def python_generator(paths: list[Path], labels: np.ndarray, size: int, batch: int, rng: np.random.Generator):
-    """Seed-style: PIL load + numpy augmentation per batch, every epoch from disk."""
+    """Seed-style: PIL load + PIL/numpy augmentation per batch, every epoch from disk, one thread."""
     while True:
         order = rng.permutation(len(paths))
         for start in range(0, len(order) - batch + 1, batch):
-            xs = []
-            for i in order[start:start + batch]:
-                x = prepare_image(load_image(paths[i]), (size, size))
-                if rng.random() < 0.5:
-                    x = x[:, ::-1]
-                if rng.random() < 0.5:
-                    x = x[::-1]
-                x = np.rot90(x, rng.integers(4))
-                x = np.clip(x * rng.uniform(0.9, 1.1), 0, 255)
-                xs.append(x)
-            yield np.stack(xs).astype(np.float32), labels[order[start:start + batch]]
+            xs = [augment_pil(Image.fromarray(prepare_image(load_image(paths[i]), (size, size)).astype(np.uint8)), size, rng)
+                  for i in order[start:start + batch]]
+            yield np.stack(xs), labels[order[start:start + batch]]
 
 
 def rate(iterator, batches: int, batch: int) -> float:

@@ -63,6 +63,7 @@ def test_upload_predict_and_heatmap_in_a_real_browser(server, browser, data_dir)
 def test_other_pages_render_in_a_real_browser(server, browser):
     url, _, _ = server
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.set_default_navigation_timeout(180_000)
     page.goto(url, wait_until="domcontentloaded")          # the home page first, as a visitor arrives
     page.get_by_text("Classify a skin lesion").wait_for(timeout=90_000)
     for path, text, shot in (("evaluation", "Evaluation", "evaluation.png"), ("model_cards", "Model card", "model_cards.png"),
