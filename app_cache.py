@@ -7,7 +7,6 @@ and metrics are cached as data.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Optional
 
@@ -83,25 +82,3 @@ def dataset_image(dataset: str, relative_path: str) -> Optional[Path]:
     path = root / dataset / relative_path if root else None
     return path if path and path.is_file() else None
 
-
-_preload_started = threading.Event()
-
-
-def preload_default_model() -> None:
-    """Load the default model in a background thread, once per process, so that the first
-    upload does not wait for TensorFlow's import and the model's first trace."""
-    if _preload_started.is_set() or os.environ.get("DERMLAB_NO_PRELOAD"):
-        return
-    _preload_started.set()
-    cards = usable_cards()
-    if not cards:
-        return
-
-    def work() -> None:
-        try:
-            load_model(cards[0]["id"])
-            get_explainer(cards[0]["id"], "gradcam")
-        except Exception:  # noqa: BLE001  (the page reports problems when it loads the model itself)
-            pass
-
-    threading.Thread(target=work, name="preload-default-model", daemon=True).start()

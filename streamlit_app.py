@@ -8,8 +8,6 @@ from pathlib import Path
 
 import streamlit as st
 
-import app_cache
-
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 st.set_page_config(page_title="Dermoscopy lesion lab", page_icon=str(ASSETS / "favicon.png"), layout="wide")
@@ -27,6 +25,5 @@ pages = {
     ],
 }
 st.logo(str(ASSETS / "logo.png"))
-app_cache.preload_default_model()
 st.sidebar.caption("Teaching and research demo — not a medical device.")
 st.navigation(pages).run()

@@ -105,3 +105,16 @@ def wait_until_idle(page, timeout_ms: int = 120_000) -> None:
         timeout=timeout_ms,
     )
     page.wait_for_timeout(1000)
+
+
+def accepted_test_images(card: dict, data_dir: Path, count: int) -> list[Path]:
+    """`count` test images of the card's dataset, spread over the split, that the model's
+    'not dermoscopy' check accepts (the page refuses the others before predicting)."""
+    import model_zoo
+
+    model = model_zoo.load(card["id"])
+    rows = [r for r in model_zoo.read_predictions(card["id"]) if r["split"] == "test"]
+    candidates = [Path(data_dir) / card["dataset"] / rows[i * len(rows) // (2 * count)]["path"] for i in range(2 * count)]
+    _, features = model.predict_with_features(model_zoo.prepare_batch(candidates, model.input_size))
+    keep = ~model.ood_detector.rejects(features) if model.ood_detector is not None else [True] * len(candidates)
+    return [path for path, ok in zip(candidates, keep) if ok][:count]

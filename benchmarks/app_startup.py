@@ -1,11 +1,11 @@
 """App start-up to first prediction in a real browser, and the server's memory, in one run.
 
-For each variant, start `streamlit run`, open the Classify page in headless
-chromium, upload a test image and wait until the prediction is shown; the time
-is counted from launching the server. Variants: "preload" (the app's default,
-the default model loads in the background at start) and "lazy"
-(DERMLAB_NO_PRELOAD=1: the model loads on the first upload). Then the Compare
+Start `streamlit run`, open the Classify page in headless chromium, upload a
+test image and wait until the prediction is shown; the time is counted from
+launching the server (the model loads on the first upload). Then the Compare
 page runs every zoo model once, and the server's RSS is read from /proc.
+(A background preload of the default model was tried and removed: it
+intermittently left the first upload waiting for minutes.)
 
     python benchmarks/app_startup.py [--data-dir ../shared/data]
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import model_zoo  # noqa: E402
-from benchmarks.app_server import ROOT, chromium, rss_mb, streamlit_server, upload_and_wait  # noqa: E402
+from benchmarks.app_server import (ROOT, accepted_test_images, chromium, rss_mb, streamlit_server,  # noqa: E402
+                                   upload_and_wait)
 
 LOGS = ROOT / "test-artifacts"
 
@@ -46,16 +47,13 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     args = parser.parse_args()
     card = model_zoo.list_models()[0]
-    row = [r for r in model_zoo.read_predictions(card["id"]) if r["split"] == "test"][0]
-    image = Path(args.data_dir) / card["dataset"] / row["path"]
-    lazy = first_prediction(image, {"DERMLAB_NO_PRELOAD": "1"}, compare=False)
-    preload = first_prediction(image, {}, compare=True)
+    image = accepted_test_images(card, Path(args.data_dir), 1)[0]
+    result = first_prediction(image, {}, compare=True)
     print(f"default model: {card['id']}; zoo: {len(model_zoo.list_models())} models")
-    print(f"start -> first prediction shown: preload {preload['seconds']:.1f} s | lazy {lazy['seconds']:.1f} s | "
-          f"ratio {lazy['seconds'] / preload['seconds']:.2f}x")
-    print(f"server RSS after the default model: {preload['rss_default'][0]:.0f} MB (peak {preload['rss_default'][1]:.0f} MB)")
+    print(f"start -> first prediction shown: {result['seconds']:.1f} s")
+    print(f"server RSS after the default model: {result['rss_default'][0]:.0f} MB (peak {result['rss_default'][1]:.0f} MB)")
     print(f"server RSS after every zoo model once (cache bound {__import__('app_cache').MODEL_CACHE_SIZE} models): "
-          f"{preload['rss_all_models'][0]:.0f} MB (peak {preload['rss_all_models'][1]:.0f} MB)")
+          f"{result['rss_all_models'][0]:.0f} MB (peak {result['rss_all_models'][1]:.0f} MB)")
 
 
 if __name__ == "__main__":

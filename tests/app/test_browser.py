@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import model_zoo
-from benchmarks.app_server import CHROMIUM, chromium, streamlit_server, upload_and_wait, wait_until_idle
+from benchmarks.app_server import (CHROMIUM, accepted_test_images, chromium, streamlit_server, upload_and_wait,
+                                   wait_until_idle)
 from model_zoo.classes import display_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,8 +42,7 @@ def browser():
 def test_upload_predict_and_heatmap_in_a_real_browser(server, browser, data_dir):
     url, _, started = server
     card = next(c for c in model_zoo.list_models() if c["status"] == "ok")
-    row = [r for r in model_zoo.read_predictions(card["id"]) if r["split"] == "test"][0]
-    image_path = data_dir / card["dataset"] / row["path"]
+    image_path = accepted_test_images(card, data_dir, 1)[0]
     expected = card["classes"][int(np.argmax(model_zoo.load(card["id"]).predict([image_path])[0]))]
 
     page = browser.new_page(viewport={"width": 1400, "height": 1800})

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import model_zoo
-from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, rss_mb, streamlit_server
+from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, accepted_test_images, rss_mb, streamlit_server
 from model_zoo.classes import display_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +33,9 @@ def guarded_server(tmp_path_factory):
 
 
 def _test_images(card: dict, data_dir: Path, count: int) -> list[Path]:
-    rows = [r for r in model_zoo.read_predictions(card["id"]) if r["split"] == "test"]
-    return [data_dir / card["dataset"] / rows[i * len(rows) // count]["path"] for i in range(count)]
+    images = accepted_test_images(card, data_dir, count)
+    assert len(images) == count
+    return images
 
 
 async def _one_user(browser, url: str, image: Path, outside: list[str]) -> tuple[str, float]:
