@@ -60,15 +60,3 @@ class PhaseMarker(keras.callbacks.Callback):
         if not getattr(self.model, "stop_training_interrupted", False):
             self.path.write_text(json.dumps({"phase": self.phase, "done": True}))
 
-
-class StopAfterBatches(keras.callbacks.Callback):
-    """Test hook: raise after N training batches, to simulate a crash mid-epoch."""
-
-    def __init__(self, batches: int):
-        super().__init__()
-        self.batches, self.seen = batches, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen >= self.batches:
-            raise KeyboardInterrupt(f"simulated interruption after {self.seen} batches")

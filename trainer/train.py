@@ -140,10 +140,6 @@ def make_callbacks(config: TrainConfig, run_dir: Path, phase: str, best: BestWei
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=2, min_lr=1e-6))
     if is_chief and config.extra.get("tensorboard", True):
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), profile_batch=0))
-    if config.extra.get("stop_after_batches"):
-        from .callbacks import StopAfterBatches
-
-        callbacks.append(StopAfterBatches(int(config.extra["stop_after_batches"])))
     return callbacks
 
 

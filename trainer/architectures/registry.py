@@ -8,7 +8,7 @@ size, the Grad-CAM layer and the weights file, so nobody hard-codes them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import keras
@@ -31,7 +31,6 @@ class ArchitectureSpec:
     keras_imagenet: bool = False             # keras.applications can download ImageNet weights
     pretrainable: bool = True
     description: str = ""
-    tags: tuple = field(default_factory=tuple)
 
 
 _REGISTRY: dict[str, ArchitectureSpec] = {}
