@@ -11,10 +11,16 @@ model's input size. Overlay drawing lives in `model_zoo.overlay`.
 - "gradcam_tfkv", "gradcam++", "scorecam": tf-keras-vis (Grad-CAM++: Chattopadhay
   et al. 2018; Score-CAM: Wang et al. 2020), given the conv layer explicitly;
   gradient methods get a linear head (ReplaceToLinear), Score-CAM keeps softmax.
+
+An ensemble (see trainer/ensemble.py) names one CAM layer per member. "gradcam"
+then treats the members' feature maps as one stack of channels: the weighted sums
+of every layer are resized to the largest map and added before the ReLU, which is
+eq. 2 over the union of channels. The tf-keras-vis methods run once per layer and
+average the normalised maps.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -35,7 +41,15 @@ def list_explainers() -> list[str]:
     return [name for name in _REGISTRY if name in LABELS]
 
 
-def create_explainer(name: str, model, cam_layer: str):
+CamLayers = Union[str, Sequence[str]]
+
+
+def as_layer_list(cam_layer: CamLayers) -> list[str]:
+    """A card's `cam_layer`: one name, or a list of names (an ensemble: one per member)."""
+    return [cam_layer] if isinstance(cam_layer, str) else [str(name) for name in cam_layer]
+
+
+def create_explainer(name: str, model, cam_layer: CamLayers):
     if name not in _REGISTRY:
         raise KeyError(f"Unknown explainer {name!r}; choose one of {', '.join(_REGISTRY)}")
     return _REGISTRY[name](model, cam_layer)
@@ -57,9 +71,9 @@ def expand_and_normalize(cams: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class Explainer:
     """Base: subclasses implement `_cams(images, class_index) -> (n, h', w')` raw maps."""
 
-    def __init__(self, model, cam_layer: str):
+    def __init__(self, model, cam_layer: CamLayers):
         self.model = model
-        self.cam_layer = cam_layer
+        self.cam_layers = as_layer_list(cam_layer)
         self.size = tuple(int(d) for d in model.input_shape[1:3])
 
     def __call__(self, images: np.ndarray, class_index: int) -> np.ndarray:
@@ -76,13 +90,13 @@ class Explainer:
 class GradCAM(Explainer):
     """Grad-CAM in one compiled graph on a two-output view of the model (no clone, no retracing per call)."""
 
-    def __init__(self, model, cam_layer: str):
+    def __init__(self, model, cam_layer: CamLayers):
         super().__init__(model, cam_layer)
         import keras
         import tensorflow as tf
 
         pred = model.get_layer("pred")
-        view = keras.Model(model.inputs, [model.get_layer(cam_layer).output, pred.input])
+        view = keras.Model(model.inputs, [[model.get_layer(name).output for name in self.cam_layers], pred.input])
         kernel, bias = pred.kernel, pred.bias
 
         @tf.function(reduce_retracing=True)
@@ -93,8 +107,15 @@ class GradCAM(Explainer):
                 logits = tf.matmul(tf.cast(penultimate, kernel.dtype), kernel) + bias   # pre-softmax score y^c
                 score = tf.gather(logits, class_index, axis=1)
             grads = tape.gradient(score, features)
-            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)                  # eq. 1
-            return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))               # eq. 2
+            size = max((f.shape[1], f.shape[2]) for f in features)
+            total = 0.0
+            for feature, grad in zip(features, grads):
+                weights = tf.reduce_mean(grad, axis=(1, 2), keepdims=True)                 # eq. 1
+                summed = tf.reduce_sum(weights * feature, axis=-1, keepdims=True)
+                if (feature.shape[1], feature.shape[2]) != size:
+                    summed = tf.image.resize(summed, size)
+                total += summed[..., 0]
+            return tf.nn.relu(total)                                                      # eq. 2
 
         self._fn = cams
 
@@ -111,7 +132,7 @@ class _TfKerasVis(Explainer):
     linear_head = True
     options: dict = {}
 
-    def __init__(self, model, cam_layer: str):
+    def __init__(self, model, cam_layer: CamLayers):
         super().__init__(model, cam_layer)
         import importlib
 
@@ -121,12 +142,24 @@ class _TfKerasVis(Explainer):
         visualiser = getattr(importlib.import_module(module), cls)
         self._vis = visualiser(model, model_modifier=ReplaceToLinear() if self.linear_head else None, clone=True)
 
+    def __call__(self, images: np.ndarray, class_index: int) -> np.ndarray:
+        if len(self.cam_layers) == 1:
+            return super().__call__(images, class_index)
+        images = np.asarray(images, dtype=np.float32)
+        images = images[None] if images.ndim == 3 else images
+        maps = [expand_and_normalize(self._layer_cams(images, int(class_index), name), self.size)
+                for name in self.cam_layers]
+        return expand_and_normalize(np.mean(maps, axis=0), self.size)
+
     def _cams(self, images, class_index):
+        return self._layer_cams(images, class_index, self.cam_layers[0])
+
+    def _layer_cams(self, images, class_index: int, layer: str) -> np.ndarray:
         from tf_keras_vis.utils.scores import CategoricalScore
 
-        # seek_penultimate_conv_layer=False: use cam_layer itself; by default tf-keras-vis walks back from a
+        # seek_penultimate_conv_layer=False: use the layer itself; by default tf-keras-vis walks back from a
         # non-conv layer (e.g. MobileNetV2's "out_relu") to the previous Conv2D, before BatchNorm and ReLU.
-        cams = self._vis(CategoricalScore([class_index] * len(images)), images, penultimate_layer=self.cam_layer,
+        cams = self._vis(CategoricalScore([class_index] * len(images)), images, penultimate_layer=layer,
                          seek_penultimate_conv_layer=False, expand_cam=False, normalize_cam=False, **self.options)
         return np.asarray(cams, dtype=np.float32).reshape(len(images), *np.asarray(cams).shape[-2:])
 
@@ -147,9 +180,9 @@ class ScoreCAM(_TfKerasVis):
     linear_head = False            # Score-CAM scores with the softmax output (tf-keras-vis docs)
     options = {"max_N": SCORECAM_MAX_N, "batch_size": 32}
 
-    def _cams(self, images, class_index):
+    def _layer_cams(self, images, class_index: int, layer: str) -> np.ndarray:
         import contextlib
         import io
 
         with contextlib.redirect_stdout(io.StringIO()):   # silence Keras' progress bar inside Score-CAM
-            return super()._cams(images, class_index)
+            return super()._layer_cams(images, class_index, layer)

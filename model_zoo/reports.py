@@ -452,10 +452,39 @@ def card_details(card: dict) -> list[dict]:
         ("Trained on (date)", (card.get("trained_on") or {}).get("date")),
         ("Model file size", human_bytes(card.get("size_bytes")) if is_number(card.get("size_bytes")) else None),
         ("sha256 of model.keras", card.get("sha256")),
-        ("Grad-CAM layer", card.get("cam_layer")),
+        ("Members (ensemble)", "; ".join(_member_text(m) for m in card.get("members") or [])),
+        ("Grad-CAM layer", ", ".join(card["cam_layer"]) if isinstance(card.get("cam_layer"), list) else card.get("cam_layer")),
         ("Notes", card.get("notes")),
     ]
     return [{"Field": k, "Value": fmt_value(v)} for k, v in rows if v not in (None, "", [])]
+
+
+def _member_text(member: dict) -> str:
+    score = member.get("val_balanced_accuracy")
+    name = member.get("display_name") or member.get("id")
+    return f"{name} ({member.get('id')}, validation balanced accuracy {score:.3f})" if is_number(score) else str(name)
+
+
+SUBGROUP_COLUMNS = {"sex": "Sex", "age_band": "Age band", "localization": "Body site"}
+
+
+def subgroup_rows(groups: dict, column: str) -> list[dict]:
+    """Display rows of one subgroup dimension (metrics.json["subgroups"][column]), small groups marked."""
+    return [{"group": name, "images": r["n"], "small group": "small" if r["small"] else "",
+             "accuracy": pct(r["accuracy"]),
+             "balanced accuracy": with_ci(r["balanced_accuracy"], r["balanced_accuracy_ci95"]),
+             "melanoma recall": "n/a" if r["melanoma_recall"] is None else f"{pct(r['melanoma_recall'])} of {r['melanomas']}"}
+            for name, r in (groups or {}).get(column, {}).items()]
+
+
+def weakest_subgroup(groups: dict) -> Optional[dict]:
+    """The group (not marked small) with the lowest balanced accuracy: {"column", "group", "n", "balanced_accuracy"}."""
+    candidates = [{"column": SUBGROUP_COLUMNS.get(column, column), "group": name, "n": r["n"],
+                   "balanced_accuracy": r["balanced_accuracy"]}
+                  for column, rows in (groups or {}).items() if isinstance(rows, dict)
+                  for name, r in rows.items()
+                  if isinstance(r, dict) and not r.get("small") and is_number(r.get("balanced_accuracy"))]
+    return min(candidates, key=lambda c: c["balanced_accuracy"]) if candidates else None
 
 
 def split_counts(card: dict) -> list[dict]:
@@ -501,6 +530,9 @@ CLI_FLAGS = [  # (config key, CLI flag); booleans become bare flags
 def train_command(card: dict) -> str:
     """A `python -m trainer train ...` command that repeats the card's recorded configuration."""
     config = dict(((card or {}).get("training") or {}).get("config") or {})
+    if config.get("architecture") == "ensemble" and config.get("members"):
+        name = f" --display-name {shlex.quote(str(card['display_name']))}" if card.get("display_name") else ""
+        return f"python -m trainer ensemble {','.join(config['members'])} --model-id {card.get('id')}{name}"
     if not config.get("model_id") and card.get("id"):
         config["model_id"] = card["id"]             # publish to the same zoo folder
     arch = config.get("architecture") or card.get("architecture")

@@ -398,15 +398,9 @@ def subgroups_ui(card: dict, all_metrics: dict) -> None:
     st.caption(f"Test images only. Groups with fewer than 30 images are marked 'small': their figures are unreliable "
                "(see the intervals). HAM10000 comes mostly from fair-skinned patients in Austria and Australia, "
                "so skin types outside that range are not represented at all.")
-    names = {"sex": "Sex", "age_band": "Age band", "localization": "Body site"}
-    for column, title in names.items():
-        rows = [{"group": name, "images": r["n"], "small group": "small" if r["small"] else "",
-                 "accuracy": reports.pct(r["accuracy"]),
-                 "balanced accuracy": reports.with_ci(r["balanced_accuracy"], r["balanced_accuracy_ci95"]),
-                 "melanoma recall": "n/a" if r["melanoma_recall"] is None else f"{reports.pct(r['melanoma_recall'])} of {r['melanomas']}"}
-                for name, r in groups.get(column, {}).items()]
+    for column, title in reports.SUBGROUP_COLUMNS.items():
         st.markdown(f"**{title}**")
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(reports.subgroup_rows(groups, column)), hide_index=True, width="stretch")
 
 
 tabs = st.tabs(["Metrics", "Per class", "Confusion matrix", "ROC curves", "Calibration", "Subgroups", "Training curves",

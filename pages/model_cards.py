@@ -111,6 +111,26 @@ def metrics_ui(card: dict) -> None:
     st.caption("Full figures, confusion matrix, ROC curves and mistakes: see the Evaluation page.")
 
 
+def subgroups_ui(card: dict) -> None:
+    """Test figures by sex, age band and body site, so a weak patient group is not hidden behind the average."""
+    groups = _metrics(card["id"]).get("subgroups")
+    if not groups:
+        return
+    st.subheader("Performance across patient groups")
+    weakest = reports.weakest_subgroup(groups)
+    if weakest:
+        st.markdown(f"Weakest group with at least 30 test images: **{weakest['column'].lower()} "
+                    f"{weakest['group']}**, balanced accuracy {reports.pct(weakest['balanced_accuracy'])} "
+                    f"on {weakest['n']} images.")
+    for column, title in reports.SUBGROUP_COLUMNS.items():
+        rows = reports.subgroup_rows(groups, column)
+        if rows:
+            with st.expander(f"{title}: {len(rows)} groups"):
+                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption("Test images only; groups under 30 images are marked 'small' (wide intervals). Skin types outside "
+               "the fair-skinned European and Australian patients of HAM10000 are not represented.")
+
+
 def limitations_ui(card: dict) -> None:
     st.subheader("Known limitations")
     items = reports.limitations(card)
@@ -159,5 +179,6 @@ details_ui(card)
 use_ui()
 data_ui(card)
 metrics_ui(card)
+subgroups_ui(card)
 limitations_ui(card)
 license_ui(card)

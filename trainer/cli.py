@@ -73,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
 
+    p = sub.add_parser("launch", help="train on several workers (MultiWorkerMirroredStrategy via TF_CONFIG)",
+                       description="Set TF_CONFIG and run a train command as one worker of a cluster (--index, on "
+                                   "each host), or start every worker on this machine (--local N, or --workers "
+                                   "with only localhost). Worker 0 is the chief and alone publishes to the zoo.",
+                       epilog="example: python -m trainer launch --local 2 -- train -a custom_cnn -d isic_9class")
+    p.add_argument("--workers", help="comma-separated HOST:PORT of every worker, the same list on every host")
+    p.add_argument("--local", type=int, metavar="N", help="N workers on localhost, on free ports")
+    p.add_argument("--index", type=int, help="this host's position in --workers (0 = chief); omit to start all "
+                                             "workers here (localhost only)")
+    p.add_argument("train_command", nargs=argparse.REMAINDER, help="-- train ARGS...")
+
     p = sub.add_parser("evaluate", help="re-evaluate a zoo model (metrics.json, predictions.csv)",
                        description="Recompute a zoo model's validation and test metrics from the data.")
     p.add_argument("model_id")
@@ -107,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Mahalanobis detector on training features, threshold on validation, AUROC on the "
                                    "dermoscopy test split vs a built-in set of non-dermoscopy images.")
     p.add_argument("model_id")
+    _add_common(p)
+
+    p = sub.add_parser("ensemble", help="join zoo models into an ensemble, published as a zoo model of its own",
+                       description="Average the logits of several zoo models of one dataset (same classes and input "
+                                   "size); evaluate, calibrate and fit the OOD detector like a trained model.")
+    p.add_argument("members", help="comma-separated zoo model ids")
+    p.add_argument("--model-id", required=True)
+    p.add_argument("--display-name")
+    p.add_argument("--set-default", action="store_true")
+    p.add_argument("--bootstrap", type=int, default=1000)
     _add_common(p)
 
     p = sub.add_parser("tta", help="measure test-time augmentation against plain prediction on test",
@@ -151,6 +172,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         if folder:
             print(folder)
         return 0
+    if args.command == "launch":
+        from .launch import launch, plan
+
+        try:
+            workers, command = plan(args.train_command, args.workers, args.local, args.index)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return launch(workers, command, args.index)
     if args.command == "evaluate":
         from .evaluate import evaluate_model
 
@@ -193,6 +223,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         result = fit_ood_for_model(args.model_id, args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None)
         print(json.dumps({k: v for k, v in result.items() if k != "accepted_ood"}, indent=2))
         print("non-dermoscopy images accepted:", ", ".join(result["accepted_ood"]) or "none")
+        return 0
+    if args.command == "ensemble":
+        from model_zoo.zoo import ModelUnavailable
+
+        from .ensemble import EnsembleError, create_ensemble
+
+        try:
+            folder = create_ensemble([m for m in args.members.split(",") if m], args.model_id, args.display_name,
+                                     args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None, args.set_default,
+                                     args.bootstrap)
+        except (EnsembleError, ModelUnavailable) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(folder)
         return 0
     if args.command == "tta":
         from .tta import measure_tta

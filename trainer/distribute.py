@@ -1,6 +1,7 @@
 """Device and strategy selection: TensorFlow's own tf.distribute, nothing home-made.
 
-- TF_CONFIG set            -> MultiWorkerMirroredStrategy (several machines / processes)
+- TF_CONFIG set            -> MultiWorkerMirroredStrategy (several machines / processes; trained by
+                              trainer/loop.py, as Keras 3 Model.fit cannot run under it)
 - two or more GPUs visible -> MirroredStrategy over all of them
 - $DERMLAB_LOGICAL_CPUS=N  -> MirroredStrategy over N logical CPU devices (to exercise the
                               several-device path on a machine without GPUs; tests use it)
@@ -104,7 +105,8 @@ def get_strategy(mixed_precision: bool = False):
         strategy = tf.distribute.get_strategy()
     devices = [d.name for d in tf.config.list_logical_devices() if d.device_type in ("CPU", "GPU")]
     info = StrategyInfo(
-        strategy=type(strategy).__name__,
+        # tf.distribute.MultiWorkerMirroredStrategy's class is named CollectiveAllReduceStrategy
+        strategy="MultiWorkerMirroredStrategy" if task != "single" else type(strategy).__name__,
         devices=devices,
         num_replicas=int(strategy.num_replicas_in_sync),
         is_chief=is_chief,

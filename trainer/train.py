@@ -103,6 +103,12 @@ class BestWeights:
         self.state_path = run_dir / BEST_STATE
         self.state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {"value": -1.0}
 
+    def save(self, model, value: float, phase: str, epoch: int) -> None:
+        """Keep `model`'s weights as the best so far (`epoch` counts from 1 within `phase`)."""
+        model.save_weights(self.path)
+        self.state = {"value": value, "phase": phase, "epoch": epoch}
+        self.state_path.write_text(json.dumps(self.state))
+
     def callback(self, phase: str):
         import keras
 
@@ -114,9 +120,7 @@ class BestWeights:
             def on_epoch_end(self, epoch, logs=None):
                 value = float((logs or {}).get(MONITOR, -1.0))
                 if value > outer.state["value"]:
-                    self.model.save_weights(outer.path)
-                    outer.state = {"value": value, "phase": phase, "epoch": epoch + 1}
-                    outer.state_path.write_text(json.dumps(outer.state))
+                    outer.save(self.model, value, phase, epoch + 1)
 
         return _Save()
 
@@ -197,7 +201,13 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
 
     from .augment import make_augmenter
     from .callbacks import BalancedAccuracy
+    from .loop import uses_custom_loop
 
+    if uses_custom_loop(strategy):         # MultiWorkerMirroredStrategy: Model.fit cannot run there
+        from .loop import fit_phase as fit_phase_custom
+
+        return fit_phase_custom(model, config, phase, epochs, learning_rate, sets, run_dir, best, is_chief,
+                                global_batch, strategy)
     if (run_dir / f"phase_{phase}.done").is_file():
         log.info("Phase %s already finished; skipping (resume).", phase)
         return 0.0
@@ -276,6 +286,9 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
         model.load_weights(best.path)
     log.info("Best %s %.4f (phase %s, epoch %s)", MONITOR, best.state.get("value", -1), best.state.get("phase"),
              best.state.get("epoch"))
+    if not info.is_chief:       # evaluation and publishing are the chief's; collectives are over by now
+        log.info("Worker %s finished; the chief publishes the model.", info.task)
+        return None
 
     metrics, probabilities = evaluate_sets(model, {"validation": sets["val"], "test": sets["test"]}, classes,
                                            config.bootstrap)
@@ -294,9 +307,6 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
     card = build_card(config, classes, size, pretrained, info.as_dict(), timing, metrics, counts,
                       str(split_file(config.dataset).relative_to(split_file(config.dataset).parents[2])))
     card.update(card_summary(metrics["calibration"]))
-    if not info.is_chief:
-        log.info("Worker %s finished; the chief publishes the model.", info.task)
-        return None
     history = merge_history(run_dir, [p[0] for p in phases])
     folder = publish(config, model, classes, size, card, metrics, history, table,
                      Path(config.zoo_dir) if config.zoo_dir else None)

@@ -1,4 +1,7 @@
-"""Measure test-time augmentation (8 flips/rotations averaged) against plain prediction, on test."""
+"""Measure test-time augmentation (8 flips/rotations averaged) against plain prediction.
+
+Validation decides whether TTA helps (metrics.json["tta_validation"]); test reports it once (metrics.json["tta"]).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +24,17 @@ def measure_tta(model_id: str, data_dir: Optional[str] = None, zoo_root: Optiona
 
     model = model_zoo.load(model_id, zoo_root)
     config = model.card.get("training", {}).get("config", {})
-    test = load_images(model.card["dataset"], select(model.card["dataset"], "test", limit_per_class=config.get("limit_per_class")),
-                       model.input_size, resolve_data_dir(data_dir), model.classes)
+    # The same selection as evaluation (a quick run may have used a per-class limit).
+    rows = {split: select(model.card["dataset"], split, bool(config.get("include_label_conflicts", False)),
+                          config.get("limit_per_class"), int(config.get("seed", 42))) for split in ("val", "test")}
+    sets = {split: load_images(model.card["dataset"], rows[split], model.input_size, resolve_data_dir(data_dir),
+                               model.classes) for split in rows}
+    validation = {}
+    for name, tta in (("plain", False), ("tta", True)):
+        raw = model.predict_arrays(sets["val"].images.astype(np.float32), calibrated=False, tta=tta)
+        full = compute_metrics(sets["val"].labels, raw, model.classes, 50)
+        validation[name] = {key: full[key] for key in ("accuracy", "balanced_accuracy", "macro_f1")}
+    test = sets["test"]
     images = test.images.astype(np.float32)
     result = {}
     for name, tta in (("plain", False), ("tta", True)):
@@ -36,5 +48,6 @@ def measure_tta(model_id: str, data_dir: Optional[str] = None, zoo_root: Optiona
     folder = Path(model.card["folder"])
     metrics = store.read_json(folder / store.METRICS_FILE)
     metrics["tta"] = result
+    metrics["tta_validation"] = validation
     store.write_json_atomic(folder / store.METRICS_FILE, metrics)
     return result

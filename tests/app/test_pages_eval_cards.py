@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 import app_cache
 import model_zoo
-from model_zoo import store
+from model_zoo import reports, store
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ROOT / "pages"
@@ -213,6 +213,9 @@ def test_model_card_page(real_card):
         assert "CC-0" in text
     else:
         assert "200 x 150" in text and "lesion_id" in text
+        weakest = reports.weakest_subgroup(model_zoo.read_metrics(real_card["id"])["subgroups"])
+        assert "Performance across patient groups" in text
+        assert f"{weakest['group']}**, balanced accuracy {reports.pct(weakest['balanced_accuracy'])}" in text
     counts = real_card["trained_on"]["counts"]
     assert str(counts["test"]) in text and str(counts["train"]) in text
     download = at.get("download_button")

@@ -269,3 +269,17 @@ def test_train_command_uses_the_card_id_when_no_model_id_was_given():
     card["training"]["config"]["model_id"] = None
     assert "--model-id m1" in reports.train_command(card).replace("\\\n", " ")
     assert card["training"]["config"]["model_id"] is None          # the card itself is not changed
+
+
+def test_weakest_subgroup_ignores_small_groups_and_rows_show_cis():
+    row = {"n": 40, "small": False, "accuracy": 0.7, "balanced_accuracy": 0.6, "balanced_accuracy_ci95": [0.5, 0.7],
+           "melanomas": 5, "melanoma_recall": 0.4}
+    groups = {"sex": {"male": row, "female": {**row, "balanced_accuracy": 0.8}},
+              "localization": {"ear": {**row, "n": 9, "small": True, "balanced_accuracy": 0.1},
+                               "back": {**row, "balanced_accuracy": 0.55, "melanoma_recall": None}}}
+    weakest = reports.weakest_subgroup(groups)
+    assert (weakest["column"], weakest["group"], weakest["balanced_accuracy"]) == ("Body site", "back", 0.55)
+    rows = reports.subgroup_rows(groups, "localization")
+    assert [r["small group"] for r in rows] == ["small", ""]
+    assert rows[1]["melanoma recall"] == "n/a" and "50" in rows[0]["balanced accuracy"]
+    assert reports.weakest_subgroup({}) is None

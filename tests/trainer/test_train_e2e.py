@@ -135,7 +135,7 @@ def test_kill_mid_epoch_leaves_zoo_unchanged_and_resume_finishes(tmp_path, data_
     assert epochs == [1, 2, 3], "the resumed run should continue after the last finished epoch"
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "tune", "calibrate", "subgroups", "ood", "tta", "report", "splits", "list", "set-default"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "tune", "calibrate", "subgroups", "ood", "tta", "ensemble", "report", "splits", "list", "set-default"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

@@ -1,0 +1,155 @@
+"""Ensembles: several zoo models of one dataset joined into one Keras model, published as a zoo model of its own.
+
+The ensemble is flat (every member's layers, renamed `m<k>_...`, hang off one shared
+input), so everything that works on a single model works on it unchanged: the fast
+prediction path, Grad-CAM (one CAM layer per member, see model_zoo/explainers.py),
+the OOD detector (on the concatenated `avg_pool` features), calibration, TTA.
+
+It averages the members' logits: the `pred` layer's kernel is the members' kernels
+stacked and divided by their number, its bias their mean, so
+softmax(pred(concat(f_1..f_K))) == softmax(mean_k(W_k f_k + b_k)) exactly (a
+normalised geometric mean of the members' probabilities). Members are chosen, and the
+ensemble is judged, on validation; its test figures are reported once, like any model's.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+SELECTION_KEYS = ("include_label_conflicts", "limit_per_class", "seed")
+
+
+class EnsembleError(ValueError):
+    """Members that cannot be joined (different datasets, classes or input sizes)."""
+
+
+def _renamed_clone(member, prefix: str, inputs):
+    """The member's graph rebuilt on `inputs` with every layer renamed `prefix + name`, weights copied."""
+    import keras
+
+    def rename(layer):
+        config = layer.get_config()
+        config["name"] = prefix + layer.name
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(member, input_tensors=inputs, clone_function=rename)
+    for layer in member.layers:
+        if layer.weights:
+            clone.get_layer(prefix + layer.name).set_weights(layer.get_weights())
+    return clone
+
+
+def build_ensemble(members: Sequence, name: str = "ensemble"):
+    """One flat keras.Model averaging the logits of `members` (zoo-style models with `avg_pool` and `pred`)."""
+    import keras
+
+    shapes = {tuple(m.input_shape[1:]) for m in members}
+    if len(shapes) != 1:
+        raise EnsembleError(f"Members must share one input size; got {sorted(shapes)}.")
+    inputs = keras.Input(shapes.pop(), name="image")
+    clones = [_renamed_clone(m, f"m{k}_", inputs) for k, m in enumerate(members)]
+    # `avg_pool` (the OOD detector's features): what each member's `pred` layer sees, side by side; that is the
+    # pooled features (dropout is off at inference), or a member's hidden head layer where it has one.
+    joined = keras.layers.Concatenate(name="avg_pool")([c.get_layer(f"m{k}_pred").input for k, c in enumerate(clones)])
+    num_classes = int(members[0].output_shape[-1])
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="pred")(joined)
+    model = keras.Model(inputs, outputs, name=name)
+    kernels, biases = zip(*(m.get_layer("pred").get_weights() for m in members))
+    model.get_layer("pred").set_weights([np.vstack(kernels) / len(members), np.mean(biases, axis=0)])
+    return model
+
+
+def check_members(cards: Sequence[dict]) -> None:
+    """Members must be usable models of one dataset with the same classes and input size."""
+    if len(cards) < 2:
+        raise EnsembleError("An ensemble needs at least two members.")
+    if len({card["id"] for card in cards}) != len(cards):
+        raise EnsembleError("Each member may appear once.")
+    for field in ("dataset", "classes", "input_size"):
+        values = {json.dumps(card.get(field)) for card in cards}
+        if len(values) != 1:
+            raise EnsembleError(f"Members differ in {field}: " + ", ".join(f"{c['id']}={c.get(field)}" for c in cards))
+    if any(card.get("architecture") == "ensemble" for card in cards):
+        raise EnsembleError("Members must be single models, not ensembles.")
+
+
+def ensemble_card(model_id: str, display_name: str, cards: Sequence[dict], model) -> dict:
+    """The card: members with their sha256 and validation score; training cost is the members' sum."""
+    first = cards[0]
+    first_config = first.get("training", {}).get("config", {})
+    members = [{"id": c["id"], "display_name": c.get("display_name"), "architecture": c.get("architecture"),
+                "sha256": c.get("sha256"), "val_balanced_accuracy": c.get("headline", {}).get("val_balanced_accuracy"),
+                "cam_layer": f"m{k}_{c['cam_layer']}"} for k, c in enumerate(cards)]
+    return {
+        "id": model_id,
+        "display_name": display_name,
+        "architecture": "ensemble",
+        "architecture_description": f"Ensemble of {len(cards)} zoo models: the mean of their logits "
+                                    "(a normalised geometric mean of their probabilities).",
+        "dataset": first["dataset"],
+        "classes": list(first["classes"]),
+        "input_size": list(first["input_size"]),
+        "preprocessing": {**first.get("preprocessing", {}), "inside_model": "each member's own (inside the model)"},
+        "cam_layer": [m["cam_layer"] for m in members],
+        "pretrained": "; ".join(f"{c['id']}: {c.get('pretrained')}" for c in cards),
+        "members": members,
+        "trained_on": first.get("trained_on", {}),
+        "training": {
+            "seconds": round(sum(float(c.get("training", {}).get("seconds") or 0.0) for c in cards), 1),
+            "hardware": first.get("training", {}).get("hardware"),
+            "strategy": "members trained separately",
+            "config": {"architecture": "ensemble", "dataset": first["dataset"], "members": [c["id"] for c in cards],
+                       "input_size": first["input_size"][0],
+                       # evaluate_model selects the same images as the members were evaluated on
+                       **{key: first_config.get(key) for key in SELECTION_KEYS if key in first_config}},
+        },
+        "headline": {},
+        "notes": "Built by `python -m trainer ensemble`; no training of its own.",
+        "parameters": int(model.count_params()),
+    }
+
+
+def create_ensemble(member_ids: Sequence[str], model_id: str, display_name: Optional[str] = None,
+                    data_dir: Optional[str] = None, zoo_root: Optional[Path] = None, set_default: bool = False,
+                    bootstrap: int = 1000) -> Path:
+    """Join zoo models into a new zoo model, then evaluate, calibrate and fit its OOD detector like a trained one."""
+    import model_zoo
+    from model_zoo import store
+
+    from .calibrate import calibrate_model
+    from .evaluate import evaluate_model
+    from .ood import fit_ood_for_model
+    from .subgroups import subgroups_for_model
+
+    loaded = [model_zoo.load(member_id, zoo_root) for member_id in member_ids]
+    cards = [m.card for m in loaded]
+    check_members(cards)
+    model = build_ensemble([m.keras_model for m in loaded], name=model_id)
+    card = ensemble_card(model_id, display_name or f"Ensemble: {' + '.join(member_ids)}", cards, model)
+
+    def fill(folder: Path) -> None:
+        path = folder / store.MODEL_FILE
+        model.save(path)
+        card["sha256"] = store.sha256_file(path)
+        card["size_bytes"] = path.stat().st_size
+        (folder / store.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+        (folder / store.METRICS_FILE).write_text("{}\n")
+
+    folder = store.write_model_folder(model_id, fill, zoo_root)
+    evaluate_model(model_id, data_dir, zoo_root, bootstrap)
+    calibrate_model(model_id, zoo_root, bootstrap)
+    if not any(m.card.get("training", {}).get("config", {}).get("limit_per_class") for m in loaded):
+        fit_ood_for_model(model_id, data_dir, zoo_root)
+        if card["dataset"] == "ham10000":
+            subgroups_for_model(model_id, data_dir, zoo_root)
+    if set_default:
+        store.set_default_model(model_id, zoo_root)
+    log.info("Published ensemble %s (%s) to %s", model_id, ", ".join(member_ids), folder)
+    return folder
