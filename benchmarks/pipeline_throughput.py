@@ -1,11 +1,15 @@
-"""Input-pipeline throughput: the trainer's tf.data pipeline vs a seed-style Python generator.
+"""Input-pipeline throughput: the trainer's tf.data pipeline vs a seed-style Python generator,
+and vs the rate at which training steps consume images.
 
-Both produce batches of the same real images with the same kinds of augmentation
+All produce batches of the same real images with the same kinds of augmentation
 (flips, rotation, zoom, brightness, contrast, saturation, hue). The generator is
 the seed-style way: every batch, PIL loads and resizes each file and augments it
 with PIL/numpy in one Python thread. The trainer's pipeline decodes once, caches,
-and augments batches with Keras preprocessing layers in parallel tf.data maps.
-Both run in this process, one after the other, and the ratio is printed.
+and augments batches in parallel tf.data maps, either with one Keras preprocessing
+layer per transform (`--augment default`) or fused (`--augment fast`, the default:
+one affine resampling, one HSV round trip). Last, MobileNetV2 training steps at the
+same size on ready batches give the rate the pipeline has to keep up with.
+Everything runs in this process, one after the other, and the ratios are printed.
 
     python benchmarks/pipeline_throughput.py [--images 1024] [--size 192] [--batches 40]
 """
@@ -80,13 +84,37 @@ def main() -> None:
     start = time.perf_counter()
     image_set = load_images("ham10000", rows, (args.size, args.size), data_dir)
     decode_seconds = time.perf_counter() - start
-    ds = make_dataset(image_set, args.batch, True, make_augmenter("default")).repeat()
-    ours = rate(iter(ds), args.batches, args.batch)
+    rates = {}
+    for name in ("default", "fast"):
+        ds = make_dataset(image_set, args.batch, True, make_augmenter(name)).repeat()
+        rates[name] = rate(iter(ds), args.batches, args.batch)
+    training = training_rate(args.size, args.batch, max(4, args.batches // 8))
     print(f"images: {len(paths)} at {args.size}px, batch {args.batch}, {args.batches} timed batches")
     print(f"python generator (PIL + numpy per batch): {baseline:8.1f} images/s")
-    print(f"tf.data (decode once, cache, parallel augment, prefetch): {ours:8.1f} images/s "
+    print(f"tf.data, Keras layers (--augment default): {rates['default']:8.1f} images/s "
           f"(+ one-off decode {decode_seconds:.1f} s)")
-    print(f"ratio tf.data / generator: {ours / baseline:.2f}x")
+    print(f"tf.data, fused (--augment fast):          {rates['fast']:8.1f} images/s")
+    print(f"MobileNetV2 training steps (all layers trainable): {training:8.1f} images/s")
+    print(f"ratio tf.data fast / generator: {rates['fast'] / baseline:.2f}x")
+    print(f"ratio tf.data fast / tf.data Keras layers: {rates['fast'] / rates['default']:.2f}x")
+    print(f"ratio tf.data fast / training steps: {rates['fast'] / training:.2f}x (>= 1: the pipeline keeps up)")
+
+
+def training_rate(size: int, batch: int, steps: int) -> float:
+    """Images/s of MobileNetV2 training steps on one ready batch: what the pipeline must feed."""
+    import keras
+
+    from trainer.architectures import create_model
+
+    model = create_model("mobilenet_v2", 7, input_size=size)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype("float32")
+    y = keras.utils.to_categorical(np.arange(batch) % 7, 7)
+    model.train_on_batch(x, y)                        # warm-up (tracing)
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return steps * batch / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,12 @@
   compiled tf.function) vs `keras_model.predict` on the same prepared array;
 - Grad-CAM for the top class: our compiled Grad-CAM vs tf-keras-vis Gradcam with default
   settings (clone per visualiser, eager); Grad-CAM++ and Score-CAM (batched) are timed too;
-- batch mode: images/s for 100 images in one call vs one by one.
+- batch mode: images/s for 100 images in one call vs one by one, for several chunk sizes
+  (model_zoo.zoo.PREDICT_BATCH), with the CPU use of this process (process time / wall time,
+  2.0 = both cores busy) and the forward pass alone per image at batch 1 vs per chunk: the
+  floor that decides how much batching can gain. Rounds alternate; the best round counts.
 
-    python benchmarks/predict_latency.py [--model-id ID] [--repeats 50]
+    python benchmarks/predict_latency.py [--model-id ID] [--repeats 50] [--rounds 2] [--chunks 4 8 16 32 64] [--skip-cams]
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import model_zoo  # noqa: E402
+from model_zoo import zoo  # noqa: E402
 from model_zoo.explainers import create_explainer  # noqa: E402
 from model_zoo.preprocessing import load_image, prepare_image  # noqa: E402
 
@@ -40,10 +44,57 @@ def p50(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def seconds_and_cpu(fn) -> tuple[float, float]:
+    """(wall seconds, cores used on average) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    wall = time.perf_counter() - wall
+    return wall, (time.process_time() - cpu) / wall
+
+
+def batch_mode(model, files: list[bytes], chunks: list[int], rounds: int) -> None:
+    """100 images: one by one vs one call per chunk size; then the forward pass alone per image."""
+    runs = {"one by one": lambda: [model.predict([f]) for f in files]}
+    for chunk in chunks:
+        runs[f"one call, chunks of {chunk}"] = lambda chunk=chunk: predict_in_chunks(model, files, chunk)
+    for fn in runs.values():
+        fn()                                                    # warm-up: one trace per shape
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            result = seconds_and_cpu(fn)
+            best[name] = min(best.get(name, result), result)
+    base = best["one by one"][0]
+    for name, (seconds, cores) in best.items():
+        print(f"batch of {len(files)}, {name:24s}: {len(files) / seconds:6.1f} img/s | CPU {cores:4.2f} cores | "
+              f"ratio to one by one {base / seconds:4.1f}x")
+    array = model_zoo.prepare_batch(files, model.input_size)
+    decode = min(seconds_and_cpu(lambda: model_zoo.prepare_batch(files, model.input_size))[0] for _ in range(rounds))
+    print(f"decode + resize alone: {decode / len(files) * 1000:5.1f} ms/img")
+    for chunk in [1] + chunks:
+        data = array[:max(chunk, 32)]
+        predict_in_chunks(model, data, chunk, prepared=True)
+        seconds = min(seconds_and_cpu(lambda: predict_in_chunks(model, data, chunk, prepared=True))
+                      for _ in range(rounds))
+        print(f"forward pass alone, chunks of {chunk:3d}: {seconds[0] / len(data) * 1000:5.1f} ms/img | "
+              f"CPU {seconds[1]:4.2f} cores")
+
+
+def predict_in_chunks(model, images, chunk: int, prepared: bool = False):
+    saved, zoo.PREDICT_BATCH = zoo.PREDICT_BATCH, chunk
+    try:
+        return model.predict_arrays(images) if prepared else model.predict(images)
+    finally:
+        zoo.PREDICT_BATCH = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-id")
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the batch-mode runs")
+    parser.add_argument("--chunks", type=int, nargs="+", default=[4, 8, 16, 32, 64])
+    parser.add_argument("--skip-cams", action="store_true", help="time prediction and batch mode only")
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     args = parser.parse_args()
     card = model_zoo.get_card(args.model_id) if args.model_id else model_zoo.list_models()[0]
@@ -60,23 +111,25 @@ def main() -> None:
     print(f"predict, bytes -> probabilities: ours {p50(ours):7.1f} | model.predict {p50(naive):7.1f} | "
           f"ratio {p50(naive) / p50(ours):5.1f}x")
 
+    if not args.skip_cams:
+        cams(model, card, array, args.repeats)
+    print(f"app chunk size: model_zoo.zoo.PREDICT_BATCH = {zoo.PREDICT_BATCH}")
+    batch_mode(model, files, args.chunks, args.rounds)
+
+
+def cams(model, card: dict, array: np.ndarray, repeats: int) -> None:
     top = int(np.argmax(model.predict_arrays(array)[0]))
     fast = create_explainer("gradcam", model.keras_model, card["cam_layer"])
     reference = create_explainer("gradcam_tfkv", model.keras_model, card["cam_layer"])
-    t_fast = timed(lambda: fast(array, top), args.repeats)
-    t_ref = timed(lambda: reference(array, top), max(5, args.repeats // 5))
+    t_fast = timed(lambda: fast(array, top), repeats)
+    t_ref = timed(lambda: reference(array, top), max(5, repeats // 5))
     corr = np.corrcoef(fast(array, top).ravel(), reference(array, top).ravel())[0, 1]
     print(f"Grad-CAM: ours {p50(t_fast):7.1f} | tf-keras-vis {p50(t_ref):7.1f} | ratio {p50(t_ref) / p50(t_fast):5.1f}x "
           f"| heatmap correlation {corr:.4f}")
     for name in ("gradcam++", "scorecam"):
         explainer = create_explainer(name, model.keras_model, card["cam_layer"])
-        t = timed(lambda: explainer(array, top), max(3, args.repeats // 10), warmup=1)
+        t = timed(lambda: explainer(array, top), max(3, repeats // 10), warmup=1)
         print(f"{name}: {p50(t):7.1f}")
-
-    one_by_one = timed(lambda: [model.predict([f]) for f in files], 1, warmup=1)[0]
-    batched = timed(lambda: model.predict(files), 1, warmup=1)[0]
-    print(f"batch of {len(files)}: one by one {len(files) / one_by_one * 1000:6.1f} img/s | one call "
-          f"{len(files) / batched * 1000:6.1f} img/s | ratio {one_by_one / batched:4.1f}x")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -16,7 +19,15 @@ from . import store
 from .preprocessing import ImageSource, prepare_batch
 
 log = logging.getLogger(__name__)
-PREDICT_BATCH = 32
+# Images per forward pass. On 2 CPU cores the forward pass costs the same per image from 8 up
+# (docs/benchmarks.md), while activation memory grows with the chunk: 8 keeps a batch of 100 about
+# 260 MB below 32.
+PREDICT_BATCH = 8
+# Optional packages Keras imports at start-up when they are installed, for features the app never
+# uses (keras.wrappers' scikit-learn estimators, keras.visualization's pyplot galleries). Skipping
+# them while Keras is first imported saves about 1 s and 60 MB per process (docs/benchmarks.md).
+KERAS_SKIPPED_EXTRAS = ("sklearn", "matplotlib.pyplot")
+KERAS_EXTRAS_ENV = "DERMLAB_KERAS_EXTRAS"     # "1": import Keras with its extras (the old way, for benchmarks)
 
 
 class ModelUnavailable(RuntimeError):
@@ -193,9 +204,42 @@ class ZooModel:
         return self.predict_arrays(prepare_batch(list(images), self.input_size), calibrated)
 
 
+class _SkipInThisThread:
+    """Import hook: `import name` fails in one thread only, as if the package were not installed.
+    Other threads (another app session importing scikit-learn meanwhile) import normally."""
+
+    def __init__(self, names: Sequence[str]):
+        self.names, self.thread = tuple(names), threading.get_ident()
+
+    def find_spec(self, fullname, path=None, target=None):
+        if threading.get_ident() == self.thread and any(fullname == n or fullname.startswith(n + ".")
+                                                        for n in self.names):
+            raise ModuleNotFoundError(f"{fullname} is skipped while Keras is imported", name=fullname)
+        return None
+
+
+def import_keras():
+    """`import keras` (and TensorFlow) without KERAS_SKIPPED_EXTRAS when Keras is not imported yet.
+
+    Only Keras' own optional features that need them are off in this process; the packages
+    themselves import normally afterwards (the Evaluation page's ROC curves use scikit-learn).
+    """
+    if "keras" in sys.modules or os.environ.get(KERAS_EXTRAS_ENV) == "1":
+        import keras
+
+        return keras
+    hook = _SkipInThisThread([n for n in KERAS_SKIPPED_EXTRAS if n not in sys.modules])
+    sys.meta_path.insert(0, hook)
+    try:
+        import keras
+    finally:
+        sys.meta_path.remove(hook)
+    return keras
+
+
 def load(model_id: str, root: Optional[Path] = None) -> ZooModel:
     """Load a zoo model after checking its file against the card (safe_mode: no arbitrary code)."""
-    import keras
+    keras = import_keras()
 
     folder = model_folder(model_id, root)
     card = store.read_json(folder / store.CARD_FILE)

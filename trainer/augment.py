@@ -1,32 +1,117 @@
-"""Real-time augmentation with Keras preprocessing layers, run inside the tf.data pipeline.
+"""Real-time augmentation inside the tf.data pipeline (on CPU, in parallel with training).
 
-It runs in the pipeline (on CPU, in parallel with training) rather than inside
-the model, so the saved model stays augmentation-free and loads safely.
+It runs in the pipeline rather than inside the model, so the saved model stays
+augmentation-free and loads safely. Two implementations of the same transforms
+(flips, rotation, zoom, brightness, contrast, saturation, hue) with the same ranges:
+
+- "fast", "fast_light", "fast_strong" (`FusedAugment`): the geometric part as one composed
+  affine transform per image (one bilinear resampling instead of three: flip, rotation,
+  zoom), the colour part with one RGB->HSV->RGB round trip (hue and saturation together).
+  Measured with benchmarks/pipeline_throughput.py.
+- "default", "light", "strong": Keras preprocessing layers, one layer per transform (the
+  committed models were trained with "default"; their recipes name it).
 """
 from __future__ import annotations
+
+import math
 
 import keras
 
 VALUE_RANGE = (0.0, 255.0)
+SCALES = {"light": 0.5, "default": 1.0, "strong": 1.5}
 
 
-def make_augmenter(strength: str = "default", seed: int = 42) -> keras.Sequential | None:
-    """Flips, rotation, zoom, brightness/contrast/saturation/hue jitter; None for strength="none".
+def _ranges(scale: float) -> dict:
+    """The transforms' ranges at a strength `scale`, shared by both implementations."""
+    return {
+        "rotation": 0.5,                                   # fraction of a full turn either way: any angle
+        "zoom": (-0.2 * scale, 0.1 * scale),               # Keras' convention: positive zooms out
+        "brightness": 0.1 * scale,                         # fraction of the value range, added
+        "contrast": 0.15 * scale,
+        "saturation": (0.5 - 0.1 * scale, 0.5 + 0.1 * scale),   # Keras' convention: 0.5 = unchanged
+        "hue": 0.03 * scale,
+    }
 
+
+class FusedAugment:
+    """The same transforms as the Keras-layer augmenter, fused: one affine resampling, one HSV round trip.
+
+    Called like a Keras layer on a float32 batch (n, h, w, 3) in 0..255: `augment(x, training=True)`.
     Dermoscopy has no canonical orientation, so all flips and any rotation are label-preserving.
     """
+
+    def __init__(self, scale: float = 1.0, seed: int = 42):
+        import tensorflow as tf
+
+        self.ranges = _ranges(scale)
+        self.generator = tf.random.Generator.from_seed(seed)
+
+    def _uniform(self, n, low: float, high: float):
+        return self.generator.uniform([n], low, high)
+
+    def _affine(self, images):
+        """Flip h/v (p=0.5 each), rotate by any angle and zoom about the centre; reflect at the borders."""
+        import tensorflow as tf
+
+        n = tf.shape(images)[0]
+        height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
+        flip_x = tf.where(self._uniform(n, 0.0, 1.0) < 0.5, -1.0, 1.0)
+        flip_y = tf.where(self._uniform(n, 0.0, 1.0) < 0.5, -1.0, 1.0)
+        turn = self.ranges["rotation"] * 2.0 * math.pi
+        angle = self._uniform(n, -turn, turn)
+        zoom = 1.0 + self._uniform(n, *self.ranges["zoom"])
+        cos, sin = tf.cos(angle) * zoom, tf.sin(angle) * zoom
+        # output pixel p maps to input c + zoom * R * F * (p - c): rows of the 2x2 part, then the offset
+        a00, a01 = cos * flip_x, -sin * flip_y
+        a10, a11 = sin * flip_x, cos * flip_y
+        cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+        transforms = tf.stack([a00, a01, cx - a00 * cx - a01 * cy, a10, a11, cy - a10 * cx - a11 * cy,
+                               tf.zeros_like(cos), tf.zeros_like(cos)], axis=1)
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
+            interpolation="BILINEAR", fill_mode="REFLECT")
+
+    def _colour(self, images):
+        """Brightness, contrast (per image), then saturation and hue in one HSV round trip; clipped to 0..255."""
+        import tensorflow as tf
+
+        n = tf.shape(images)[0]
+        r = self.ranges
+        shift = self._uniform(n, -r["brightness"], r["brightness"]) * 255.0
+        images = tf.clip_by_value(images + shift[:, None, None, None], 0.0, 255.0)
+        factor = self._uniform(n, 1.0 - r["contrast"], 1.0 + r["contrast"])[:, None, None, None]
+        mean = tf.reduce_mean(images, axis=(1, 2), keepdims=True)
+        images = tf.clip_by_value((images - mean) * factor + mean, 0.0, 255.0)
+        saturation = self._uniform(n, *r["saturation"])
+        saturation = (saturation / (1.0 - saturation))[:, None, None]
+        hue = self._uniform(n, -r["hue"] / 2.0, r["hue"] / 2.0)[:, None, None]
+        hsv = tf.image.rgb_to_hsv(images / 255.0)
+        h = tf.math.floormod(hsv[..., 0] + hue, 1.0)
+        s = tf.clip_by_value(hsv[..., 1] * saturation, 0.0, 1.0)
+        return tf.clip_by_value(tf.image.hsv_to_rgb(tf.stack([h, s, hsv[..., 2]], axis=-1)) * 255.0, 0.0, 255.0)
+
+    def __call__(self, images, training: bool = True):
+        if not training:
+            return images
+        return self._colour(self._affine(images))
+
+
+def make_augmenter(strength: str = "default", seed: int = 42):
+    """An augmenter for `strength` (see the module docstring); None for "none"."""
     if strength == "none":
         return None
-    scale = {"light": 0.5, "default": 1.0, "strong": 1.5}[strength]
+    if strength.startswith("fast"):
+        return FusedAugment(SCALES[strength.partition("_")[2] or "default"], seed)
+    r = _ranges(SCALES[strength])
     return keras.Sequential(
         [
             keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
-            keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=seed),
-            keras.layers.RandomZoom((-0.2 * scale, 0.1 * scale), fill_mode="reflect", seed=seed),
-            keras.layers.RandomBrightness(0.1 * scale, value_range=VALUE_RANGE, seed=seed),
-            keras.layers.RandomContrast(0.15 * scale, value_range=VALUE_RANGE, seed=seed),
-            keras.layers.RandomSaturation((0.5 - 0.1 * scale, 0.5 + 0.1 * scale), value_range=VALUE_RANGE, seed=seed),
-            keras.layers.RandomHue(0.03 * scale, value_range=VALUE_RANGE, seed=seed),
+            keras.layers.RandomRotation(r["rotation"], fill_mode="reflect", seed=seed),
+            keras.layers.RandomZoom(r["zoom"], fill_mode="reflect", seed=seed),
+            keras.layers.RandomBrightness(r["brightness"], value_range=VALUE_RANGE, seed=seed),
+            keras.layers.RandomContrast(r["contrast"], value_range=VALUE_RANGE, seed=seed),
+            keras.layers.RandomSaturation(r["saturation"], value_range=VALUE_RANGE, seed=seed),
+            keras.layers.RandomHue(r["hue"], value_range=VALUE_RANGE, seed=seed),
         ],
         name="augment",
     )

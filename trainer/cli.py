@@ -45,7 +45,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--dropout", type=float)
     p.add_argument("--dense-units", type=int)
-    p.add_argument("--augment", choices=("none", "light", "default", "strong"), default="default")
+    p.add_argument("--augment", choices=("none", "fast", "fast_light", "fast_strong", "light", "default", "strong"),
+                   default="fast", help="fast*: fused transforms (default); light/default/strong: the same with Keras layers")
     p.add_argument("--balance", choices=("none", "class_weight", "sampling"), default="class_weight")
     p.add_argument("--early-stopping-patience", type=int, default=6)
     p.add_argument("--include-label-conflicts", action="store_true", help="train on isic_9class images flagged label_conflict")

@@ -34,7 +34,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     dropout: Optional[float] = None
     dense_units: Optional[int] = None
-    augment: str = "default"                      # none, light, default, strong
+    augment: str = "fast"                         # none, fast[_light|_strong] (fused), light, default, strong (Keras layers)
     balance: str = "class_weight"                 # none, class_weight, sampling
     early_stopping_patience: int = 6
     include_label_conflicts: bool = False

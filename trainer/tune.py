@@ -49,7 +49,7 @@ def make_hypermodel(architecture: str, dataset: str, data_dir, sizes: Sequence[i
 
         def fit(self, hp, model, *args, **kwargs):
             train, val = image_sets(hp.get("input_size"))
-            return model.fit(make_dataset(train, 32, True, make_augmenter("default", seed)),
+            return model.fit(make_dataset(train, 32, True, make_augmenter("fast", seed)),
                              validation_data=make_dataset(val, 64, False),
                              class_weight=class_weights(train.labels, len(classes)), **kwargs)
 

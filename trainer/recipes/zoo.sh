@@ -8,13 +8,13 @@ PY=${PYTHON:-python}
 $PY -m trainer train -a mobilenet_v2 -d isic_9class --model-id mobilenet_v2_isic_9class \
   --display-name "MobileNetV2 (ImageNet, fine-tuned) - ISIC 9-class" \
   --input-size 192 --head-epochs 3 --epochs 15 --fine-tune-fraction 0.7 --fine-tune-learning-rate 3e-4 \
-  --label-smoothing 0.1 --batch-size 32 --verbose 2 "$@"
+  --label-smoothing 0.1 --augment default --batch-size 32 --verbose 2 "$@"
 
 $PY -m trainer train -a mobilenet_v2 -d ham10000 --model-id mobilenet_v2_ham10000 \
   --display-name "MobileNetV2 (ImageNet, fine-tuned) - HAM10000 7-class" \
   --input-size 192 --head-epochs 2 --epochs 12 --fine-tune-fraction 0.7 --fine-tune-learning-rate 3e-4 \
-  --label-smoothing 0.1 --batch-size 32 --set-default --verbose 2 "$@"
+  --label-smoothing 0.1 --augment default --batch-size 32 --set-default --verbose 2 "$@"
 
 $PY -m trainer train -a custom_cnn -d isic_9class --model-id custom_cnn_isic_9class \
   --display-name "Custom CNN (from scratch) - ISIC 9-class" \
-  --input-size 128 --epochs 25 --learning-rate 1e-3 --early-stopping-patience 6 --batch-size 32 --verbose 2 "$@"
+  --input-size 128 --epochs 25 --learning-rate 1e-3 --early-stopping-patience 6 --augment default --batch-size 32 --verbose 2 "$@"
