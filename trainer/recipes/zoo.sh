@@ -18,3 +18,13 @@ $PY -m trainer train -a mobilenet_v2 -d ham10000 --model-id mobilenet_v2_ham1000
 $PY -m trainer train -a custom_cnn -d isic_9class --model-id custom_cnn_isic_9class \
   --display-name "Custom CNN (from scratch) - ISIC 9-class" \
   --input-size 128 --epochs 25 --learning-rate 1e-3 --early-stopping-patience 6 --augment default --batch-size 32 --verbose 2 "$@"
+
+# added in session 2 (EfficientNet-Lite0: 72 min on 2 CPU cores; the ensemble: a few minutes, no training)
+$PY -m trainer train -a efficientnet_lite0 -d ham10000 --model-id efficientnet_lite0_ham10000 \
+  --display-name "EfficientNet-Lite0 (ImageNet, fine-tuned) - HAM10000 7-class" \
+  --input-size 192 --head-epochs 2 --epochs 12 --fine-tune-fraction 0.7 --fine-tune-learning-rate 3e-4 \
+  --label-smoothing 0.1 --augment default --batch-size 32 --verbose 2 "$@"
+
+$PY -m trainer ensemble mobilenet_v2_ham10000,efficientnet_lite0_ham10000 --model-id ensemble_ham10000 \
+  --display-name "Ensemble: MobileNetV2 + EfficientNet-Lite0 - HAM10000 7-class" "$@"
+
