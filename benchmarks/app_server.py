@@ -91,20 +91,24 @@ def upload_and_wait(page, url: str, image_path: Path, timeout_ms: int = 180_000)
     """Open the Classify page, upload an image, wait for the headline; returns its text."""
     page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
     page.get_by_text("Classify a skin lesion").wait_for(timeout=timeout_ms)
+    # Wait for the page's first script run to end: a file set while the uploader is still being rendered
+    # can be dropped by the re-render (seen as an empty uploader and no prediction, about 1 start in 10).
+    wait_until_idle(page, timeout_ms, settle_ms=200)
     page.locator("input[type=file]").first.set_input_files(str(image_path))
     headline = page.get_by_text("Most likely:")
     headline.wait_for(timeout=timeout_ms)
     return headline.inner_text()
 
 
-def wait_until_idle(page, timeout_ms: int = 120_000) -> None:
+# True in the browser once the script run has finished: no skeleton placeholders, no "Running" status.
+IDLE_JS = """() => !document.querySelector('[data-testid="stSkeleton"]')
+                 && !document.querySelector('[data-testid="stStatusWidget"]')"""
+
+
+def wait_until_idle(page, timeout_ms: int = 120_000, settle_ms: int = 1000) -> None:
     """Wait until the script run has finished: no skeleton placeholders and no 'Running' status."""
-    page.wait_for_function(
-        """() => !document.querySelector('[data-testid="stSkeleton"]')
-               && !document.querySelector('[data-testid="stStatusWidget"]')""",
-        timeout=timeout_ms,
-    )
-    page.wait_for_timeout(1000)
+    page.wait_for_function(IDLE_JS, timeout=timeout_ms)
+    page.wait_for_timeout(settle_ms)
 
 
 def accepted_test_images(card: dict, data_dir: Path, count: int) -> list[Path]:

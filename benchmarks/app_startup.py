@@ -52,6 +52,7 @@ def first_prediction(image: Path, env: dict, compare: bool) -> dict:
         if compare:
             page.goto(f"{url}/compare", wait_until="domcontentloaded")
             page.get_by_text("Compare models on one image").wait_for(timeout=120_000)
+            wait_until_idle(page, settle_ms=200)
             page.locator("input[type=file]").first.set_input_files(str(image))
             page.get_by_text("Grad-CAM of each model's top class").wait_for(timeout=300_000)
             page.wait_for_timeout(2000)

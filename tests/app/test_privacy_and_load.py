@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import model_zoo
-from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, accepted_test_images, rss_mb, streamlit_server
+from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, IDLE_JS, accepted_test_images, rss_mb, streamlit_server
 from model_zoo.classes import display_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +49,8 @@ async def _one_user(browser, url: str, image: Path, outside: list[str]) -> tuple
     page.on("request", record)
     await page.goto(url, wait_until="domcontentloaded", timeout=300_000)
     await page.get_by_text("Classify a skin lesion").wait_for(timeout=300_000)
+    await page.wait_for_function(IDLE_JS, timeout=300_000)     # upload once the first script run has ended
+    await page.wait_for_timeout(200)
     start = time.perf_counter()
     await page.locator("input[type=file]").first.set_input_files(str(image))
     headline = page.get_by_text("Most likely:")
