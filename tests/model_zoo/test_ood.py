@@ -28,7 +28,10 @@ def test_detector_separates_dermoscopy_from_other_images(card, data_dir, non_der
     model = model_zoo.load(card["id"])
     detector = model.ood_detector
     assert detector is not None, model.ood_status
-    rows = [r for r in model_zoo.read_predictions(card["id"]) if r["split"] == "test"][:300]
+    # About 300 test images spread over the whole split (predictions.csv is ordered, so its first 300 rows
+    # over-represent a few classes; for EfficientNet-Lite0 they gave AUROC 0.930 vs 0.958 on all 1503).
+    rows = [r for r in model_zoo.read_predictions(card["id"]) if r["split"] == "test"]
+    rows = rows[::max(1, len(rows) // 300)]
     size = model.input_size
     dermoscopy = np.stack([prepare_image(load_image(data_dir / card["dataset"] / r["path"]), size) for r in rows])
     others = np.stack([prepare_image(image, size) for image in non_dermoscopy.values()])
