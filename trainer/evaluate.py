@@ -24,6 +24,13 @@ def evaluate_sets(model, sets: dict[str, ImageSet], classes: list[str], n_bootst
     return metrics, probabilities
 
 
+def card_selection(card: dict, split: str):
+    """A split's rows as the model saw them at training time (a quick run may have used a per-class limit)."""
+    config = card.get("training", {}).get("config", {})
+    return select(card["dataset"], split, bool(config.get("include_label_conflicts", False)),
+                  config.get("limit_per_class"), int(config.get("seed", 42)))
+
+
 def evaluate_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Optional[Path] = None,
                    n_bootstrap: int = 1000) -> dict:
     """Re-evaluate a zoo model on its dataset's validation and test splits; rewrites its metrics.json,
@@ -39,12 +46,9 @@ def evaluate_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Opti
     card = loaded.card
     classes = loaded.classes
     directory = resolve_data_dir(data_dir)
-    trained_with = card.get("training", {}).get("config", {})
     sets, rows = {}, {}
     for split, key in (("val", "validation"), ("test", "test")):
-        # The same selection as at training time (a quick run may have used a per-class limit).
-        rows[key] = select(card["dataset"], split, bool(trained_with.get("include_label_conflicts", False)),
-                           trained_with.get("limit_per_class"), int(trained_with.get("seed", 42)))
+        rows[key] = card_selection(card, split)
         sets[key] = load_images(card["dataset"], rows[key], loaded.input_size, directory, classes)
     metrics, probabilities = {}, {}
     for key, image_set in sets.items():

@@ -12,7 +12,8 @@ import numpy as np
 from model_zoo import store
 from model_zoo.calibration import apply_temperature, expected_calibration_error, negative_log_likelihood
 
-from .data import load_images, resolve_data_dir, select
+from .data import load_images, resolve_data_dir
+from .evaluate import card_selection
 from .metrics import compute_metrics
 
 
@@ -23,12 +24,8 @@ def measure_tta(model_id: str, data_dir: Optional[str] = None, zoo_root: Optiona
     import model_zoo
 
     model = model_zoo.load(model_id, zoo_root)
-    config = model.card.get("training", {}).get("config", {})
-    # The same selection as evaluation (a quick run may have used a per-class limit).
-    rows = {split: select(model.card["dataset"], split, bool(config.get("include_label_conflicts", False)),
-                          config.get("limit_per_class"), int(config.get("seed", 42))) for split in ("val", "test")}
-    sets = {split: load_images(model.card["dataset"], rows[split], model.input_size, resolve_data_dir(data_dir),
-                               model.classes) for split in rows}
+    sets = {split: load_images(model.card["dataset"], card_selection(model.card, split), model.input_size,
+                               resolve_data_dir(data_dir), model.classes) for split in ("val", "test")}
     validation = {}
     for name, tta in (("plain", False), ("tta", True)):
         raw = model.predict_arrays(sets["val"].images.astype(np.float32), calibrated=False, tta=tta)
