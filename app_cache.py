@@ -13,7 +13,6 @@ from typing import Optional
 import streamlit as st
 
 import model_zoo
-from model_zoo import explainers
 
 MODEL_CACHE_SIZE = int(os.environ.get("DERMLAB_MODEL_CACHE", "3"))
 DATA_ENV = "DERMLAB_DATA_DIR"
@@ -49,13 +48,23 @@ def load_model(model_id: str) -> model_zoo.ZooModel:
 
 @st.cache_resource(max_entries=2 * MODEL_CACHE_SIZE, show_spinner="Preparing the heatmap method...")
 def get_explainer(model_id: str, method: str):
-    model = load_model(model_id)
-    return explainers.create_explainer(method, model.keras_model, model.card["cam_layer"])
+    """Grad-CAM from the LiteRT class maps when the model has them; other methods load Keras (TensorFlow) here."""
+    return load_model(model_id).explainer(method)
 
 
 @st.cache_data(show_spinner=False)
 def metrics(model_id: str) -> dict:
     return model_zoo.read_metrics(model_id)
+
+
+@st.cache_data(show_spinner=False)
+def metadata_sites(model_id: str) -> list[str]:
+    """Body sites the model's patient-details model knows (empty when it has none)."""
+    from model_zoo.metadata import load_metadata_model
+
+    card = card_by_id(model_id)
+    model = load_metadata_model(Path(card["folder"]), card["classes"])[0] if card else None
+    return list(model.sites) if model else []
 
 
 @st.cache_data(show_spinner=False)

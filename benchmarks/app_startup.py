@@ -6,9 +6,11 @@ launching the server (the model loads on the first upload). The server's RSS is
 read from /proc when the prediction shows and again once the page is idle (the
 Grad-CAM drawn). In the last round the Compare page then runs every zoo model once.
 
-Each round starts the server twice: first as the app was before (baseline:
-DERMLAB_KERAS_EXTRAS=1, Keras imported with scikit-learn and pyplot), then as
-it is; the median over rounds and the ratio are printed. Extra environment for
+Each round starts the server three times: the baseline (DERMLAB_BACKEND=keras and
+DERMLAB_KERAS_EXTRAS=1: every model on TensorFlow/Keras, imported with scikit-learn
+and pyplot, as the app was before), the Keras path as it was last tuned
+(DERMLAB_BACKEND=keras), then the app as it is (LiteRT for a model with a
+model.tflite); the median over rounds and the ratios are printed. Extra environment for
 both runs (e.g. MALLOC_ARENA_MAX=2) can be given with --env.
 (A background preload of the default model was tried and removed: it
 intermittently left the first upload waiting for minutes.)
@@ -33,7 +35,9 @@ from benchmarks.app_server import (ROOT, accepted_test_images, chromium, rss_mb,
 
 LOGS = ROOT / "test-artifacts"
 TIMEOUT_MS = 120_000
-SETTINGS = {"baseline (Keras with its extras)": {"DERMLAB_KERAS_EXTRAS": "1"}, "app as it is": {}}
+SETTINGS = {"baseline (Keras with its extras)": {"DERMLAB_KERAS_EXTRAS": "1", "DERMLAB_BACKEND": "keras"},
+            "Keras path (no LiteRT)": {"DERMLAB_BACKEND": "keras"},
+            "app as it is": {}}
 
 
 def first_prediction(image: Path, env: dict, compare: bool) -> dict:
@@ -114,7 +118,8 @@ def main() -> None:
             print(f"{name}: server RSS after every zoo model once (cache bound "
                   f"{__import__('app_cache').MODEL_CACHE_SIZE} models): {runs[-1]['rss_all_models'][0]:.0f} MB "
                   f"(peak {runs[-1]['rss_all_models'][1]:.0f} MB)")
-    base, ours = (medians[name] for name in SETTINGS)
+    names = list(SETTINGS)
+    base, ours = medians[names[0]], medians[names[-1]]
     print(f"ratio app / baseline: time {ours['seconds'] / base['seconds']:.2f}, RSS with the Grad-CAM drawn "
           f"{ours['rss_idle'] / base['rss_idle']:.2f}, peak {ours['peak_idle'] / base['peak_idle']:.2f}")
 

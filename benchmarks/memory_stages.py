@@ -4,8 +4,9 @@ Each setting runs in a fresh child process (environment variables such as
 MALLOC_ARENA_MAX must be set before a process starts), which imports what the
 app imports, loads the default model, predicts and draws a Grad-CAM, then
 predicts a batch of 100 images, printing its RSS (and peak) after every step.
-The first setting is the baseline ("before": Keras imported with scikit-learn
-and pyplot, chunks of 32, as the app did before); the others print their RSS
+The first setting is the baseline ("before": the Keras path, Keras imported with
+scikit-learn and pyplot, chunks of 32, as the app did before); "keras" is the Keras
+path as tuned, "default" the app as it is (LiteRT when the model has model.tflite); the others print their RSS
 after one image + Grad-CAM and their peak as ratios to it. BENCH_PREDICT_BATCH
 sets model_zoo.zoo.PREDICT_BATCH in the child.
 
@@ -23,8 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {
     # before: Keras imported with scikit-learn and pyplot, chunks of 32 images
-    "before": {"DERMLAB_KERAS_EXTRAS": "1", "BENCH_PREDICT_BATCH": "32"},
-    "keras-extras": {"DERMLAB_KERAS_EXTRAS": "1"},
+    "before": {"DERMLAB_KERAS_EXTRAS": "1", "BENCH_PREDICT_BATCH": "32", "DERMLAB_BACKEND": "keras"},
+    "keras-extras": {"DERMLAB_KERAS_EXTRAS": "1", "DERMLAB_BACKEND": "keras"},
+    "keras": {"DERMLAB_BACKEND": "keras"},          # the Keras path as tuned (no LiteRT)
     "chunk32": {"BENCH_PREDICT_BATCH": "32"},
     "default": {},
     "arena2": {"MALLOC_ARENA_MAX": "2"},
@@ -67,12 +69,13 @@ def child() -> None:
     import model_zoo
     from model_zoo import zoo
 
-    zoo.import_keras()                  # as model_zoo.load does; TensorFlow comes with Keras
-    step("tensorflow + keras")
+    card = model_zoo.list_models()[0]
+    if os.environ.get("DERMLAB_BACKEND") == "keras" or not card.get("litert"):
+        zoo.import_keras()              # as model_zoo.load does on the Keras path; TensorFlow comes with Keras
+    step("tensorflow + keras (Keras path only)")
     import numpy as np
 
     zoo.PREDICT_BATCH = int(os.environ.get("BENCH_PREDICT_BATCH", zoo.PREDICT_BATCH))
-    card = model_zoo.list_models()[0]
     model = model_zoo.load(card["id"])
     step("model loaded")
     height, width = model.input_size
@@ -84,10 +87,9 @@ def child() -> None:
     for _ in range(20):
         model.predict_with_features(image)
     step("20 more predictions")
-    from model_zoo.explainers import create_explainer
-    explainer = create_explainer("gradcam", model.keras_model, card["cam_layer"])
+    explainer = model.explainer("gradcam")
     explainer(image, 0)
-    step("Grad-CAM (scipy zoom)")
+    step("Grad-CAM")
     for _ in range(20):
         explainer(image, 0)
     step("20 more Grad-CAMs")
@@ -104,7 +106,7 @@ def run_setting(env: dict) -> list[tuple[str, float, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", default=["before", "keras-extras", "chunk32", "default", "arena2"],
+    parser.add_argument("--settings", nargs="+", default=["before", "keras", "default"],
                         choices=list(SETTINGS))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

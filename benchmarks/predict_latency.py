@@ -1,9 +1,11 @@
 """Single-image prediction and heatmap latency for a zoo model, against the naive ways, in one process.
 
-- prediction, from uploaded bytes to probabilities: our path (shared preprocessing + a
-  compiled tf.function) vs `keras_model.predict` on the same prepared array;
-- Grad-CAM for the top class: our compiled Grad-CAM vs tf-keras-vis Gradcam with default
-  settings (clone per visualiser, eager); Grad-CAM++ and Score-CAM (batched) are timed too;
+- prediction, from uploaded bytes to probabilities: the app's path (shared preprocessing, then
+  LiteRT when the model has a model.tflite, see model_zoo/litert.py), the Keras path (a compiled
+  tf.function) and `keras_model.predict` on the same prepared array (the naive way);
+- Grad-CAM for the top class: the app's (LiteRT class maps, or the compiled Keras Grad-CAM),
+  the compiled Keras Grad-CAM and tf-keras-vis Gradcam with default settings (clone per
+  visualiser, eager); Grad-CAM++ and Score-CAM (batched) are timed too;
 - batch mode: images/s for 100 images in one call vs one by one, for several chunk sizes
   (model_zoo.zoo.PREDICT_BATCH), with the CPU use of this process (process time / wall time,
   2.0 = both cores busy) and the forward pass alone per image at batch 1 vs per chunk: the
@@ -65,9 +67,11 @@ def batch_mode(model, files: list[bytes], chunks: list[int], rounds: int) -> Non
             result = seconds_and_cpu(fn)
             best[name] = min(best.get(name, result), result)
     base = best["one by one"][0]
+    naive = naive_one_by_one(model, files)
     for name, (seconds, cores) in best.items():
         print(f"batch of {len(files)}, {name:24s}: {len(files) / seconds:6.1f} img/s | CPU {cores:4.2f} cores | "
-              f"ratio to one by one {base / seconds:4.1f}x")
+              f"ratio to one by one {base / seconds:4.1f}x | to model.predict one by one {naive / seconds:5.1f}x")
+    print(f"batch of {len(files)}, model.predict one by one (naive): {len(files) / naive:6.1f} img/s")
     array = model_zoo.prepare_batch(files, model.input_size)
     decode = min(seconds_and_cpu(lambda: model_zoo.prepare_batch(files, model.input_size))[0] for _ in range(rounds))
     print(f"decode + resize alone: {decode / len(files) * 1000:5.1f} ms/img")
@@ -78,6 +82,16 @@ def batch_mode(model, files: list[bytes], chunks: list[int], rounds: int) -> Non
                       for _ in range(rounds))
         print(f"forward pass alone, chunks of {chunk:3d}: {seconds[0] / len(data) * 1000:5.1f} ms/img | "
               f"CPU {seconds[1]:4.2f} cores")
+
+
+def naive_one_by_one(model, files: list[bytes]) -> float:
+    """Seconds for the naive way: decode each image, then `keras_model.predict` on it (Keras backend)."""
+    keras_model = model_zoo.load(model.card["id"], backend="keras").keras_model
+    keras_model.predict(model_zoo.prepare_batch(files[:1], model.input_size), verbose=0)
+    start = time.perf_counter()
+    for data in files:
+        keras_model.predict(model_zoo.prepare_batch([data], model.input_size), verbose=0)
+    return time.perf_counter() - start
 
 
 def predict_in_chunks(model, images, chunk: int, prepared: bool = False):
@@ -105,26 +119,32 @@ def main() -> None:
     size = model.input_size
     print(f"model {card['id']} ({card['architecture']}, {size[0]}px); {args.repeats} repeats; p50 in ms")
 
+    keras_path = model_zoo.load(card["id"], backend="keras")
+    print(f"app backend: {model.backend} {model.backend_reason}")
     ours = timed(lambda: model.predict([data]), args.repeats)
+    compiled = timed(lambda: keras_path.predict([data]), args.repeats)
     array = prepare_image(load_image(data), size)[None]
-    naive = timed(lambda: model.keras_model.predict(array, verbose=0), args.repeats)
-    print(f"predict, bytes -> probabilities: ours {p50(ours):7.1f} | model.predict {p50(naive):7.1f} | "
-          f"ratio {p50(naive) / p50(ours):5.1f}x")
+    naive = timed(lambda: keras_path.keras_model.predict(array, verbose=0), args.repeats)
+    print(f"predict, bytes -> probabilities: ours ({model.backend}) {p50(ours):7.1f} | Keras tf.function "
+          f"{p50(compiled):7.1f} | model.predict {p50(naive):7.1f} | ratio to model.predict {p50(naive) / p50(ours):5.1f}x")
 
     if not args.skip_cams:
-        cams(model, card, array, args.repeats)
+        cams(model, keras_path, card, array, args.repeats)
     print(f"app chunk size: model_zoo.zoo.PREDICT_BATCH = {zoo.PREDICT_BATCH}")
     batch_mode(model, files, args.chunks, args.rounds)
 
 
-def cams(model, card: dict, array: np.ndarray, repeats: int) -> None:
+def cams(model, keras_path, card: dict, array: np.ndarray, repeats: int) -> None:
     top = int(np.argmax(model.predict_arrays(array)[0]))
-    fast = create_explainer("gradcam", model.keras_model, card["cam_layer"])
-    reference = create_explainer("gradcam_tfkv", model.keras_model, card["cam_layer"])
+    fast = model.explainer("gradcam")
+    compiled = create_explainer("gradcam", keras_path.keras_model, card["cam_layer"])
+    reference = create_explainer("gradcam_tfkv", keras_path.keras_model, card["cam_layer"])
     t_fast = timed(lambda: fast(array, top), repeats)
+    t_compiled = timed(lambda: compiled(array, top), repeats)
     t_ref = timed(lambda: reference(array, top), max(5, repeats // 5))
     corr = np.corrcoef(fast(array, top).ravel(), reference(array, top).ravel())[0, 1]
-    print(f"Grad-CAM: ours {p50(t_fast):7.1f} | tf-keras-vis {p50(t_ref):7.1f} | ratio {p50(t_ref) / p50(t_fast):5.1f}x "
+    print(f"Grad-CAM: ours ({type(fast).__name__}) {p50(t_fast):7.1f} | Keras tf.function {p50(t_compiled):7.1f} | "
+          f"tf-keras-vis {p50(t_ref):7.1f} | ratio to tf-keras-vis {p50(t_ref) / p50(t_fast):5.1f}x "
           f"| heatmap correlation {corr:.4f}")
     for name in ("gradcam++", "scorecam"):
         explainer = create_explainer(name, model.keras_model, card["cam_layer"])

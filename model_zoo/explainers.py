@@ -8,6 +8,7 @@ model's input size. Overlay drawing lives in `model_zoo.overlay`.
   fast path the app uses. Selvaraju et al. 2017, eq. 1 (weights = spatial mean
   of d y^c / d A^k) and eq. 2 (ReLU of the weighted sum of feature maps), with
   y^c the pre-softmax score, exactly as tf-keras-vis computes it.
+- ClassMapGradCAM: the same Grad-CAM read from a LiteRT export's class maps (no TensorFlow).
 - "gradcam_tfkv", "gradcam++", "scorecam": tf-keras-vis (Grad-CAM++: Chattopadhay
   et al. 2018; Score-CAM: Wang et al. 2020), given the conv layer explicitly;
   gradient methods get a linear head (ReplaceToLinear), Score-CAM keeps softmax.
@@ -123,6 +124,30 @@ class GradCAM(Explainer):
         import tensorflow as tf
 
         return self._fn(tf.constant(images), tf.constant(class_index)).numpy()
+
+
+class ClassMapGradCAM:
+    """Grad-CAM from precomputed class maps (a LiteRT export, model_zoo.litert): no TensorFlow, no gradient.
+
+    `class_maps(images)` gives per CAM layer (n, h', w', n_classes) = sum_k W[k, c] A_k / (h' w'), which
+    is eq. 1's weights times the feature maps when the head is average pooling + the linear `pred` layer;
+    the layers' maps for the class are resized to the largest and added before the ReLU (eq. 2), as
+    GradCAM does for an ensemble.
+    """
+
+    def __init__(self, class_maps: Callable[[np.ndarray], list], size: tuple[int, int]):
+        self.class_maps, self.size = class_maps, tuple(int(d) for d in size)
+
+    def __call__(self, images: np.ndarray, class_index: int) -> np.ndarray:
+        from scipy.ndimage import zoom
+
+        images = np.asarray(images, dtype=np.float32)
+        images = images[None] if images.ndim == 3 else images
+        maps = [m[..., int(class_index)] for m in self.class_maps(images)]
+        height, width = max(m.shape[1:3] for m in maps)
+        total = sum(m if m.shape[1:3] == (height, width) else
+                    zoom(m, (1, height / m.shape[1], width / m.shape[2]), order=1) for m in maps)
+        return expand_and_normalize(np.maximum(total, 0.0), self.size)
 
 
 class _TfKerasVis(Explainer):

@@ -452,11 +452,23 @@ def card_details(card: dict) -> list[dict]:
         ("Trained on (date)", (card.get("trained_on") or {}).get("date")),
         ("Model file size", human_bytes(card.get("size_bytes")) if is_number(card.get("size_bytes")) else None),
         ("sha256 of model.keras", card.get("sha256")),
+        ("Served by", serving_text(card) if card.get("sha256") else None),
         ("Members (ensemble)", "; ".join(_member_text(m) for m in card.get("members") or [])),
         ("Grad-CAM layer", ", ".join(card["cam_layer"]) if isinstance(card.get("cam_layer"), list) else card.get("cam_layer")),
         ("Notes", card.get("notes")),
     ]
     return [{"Field": k, "Value": fmt_value(v)} for k, v in rows if v not in (None, "", [])]
+
+
+def serving_text(card: dict) -> str:
+    """How the app runs this model: LiteRT (with its size and how closely it matches Keras) or Keras."""
+    entry = card.get("litert")
+    if not entry:
+        return "Keras (TensorFlow); `python -m trainer export` would add a LiteRT file"
+    diff = entry.get("max_probability_diff")
+    check = f", probabilities within {diff:.0e} of Keras on {entry.get('checked_on')}" if is_number(diff) else ""
+    cams = ", Grad-CAM from its class maps" if entry.get("cam_outputs") else ""
+    return f"LiteRT, without TensorFlow ({entry.get('file', 'model.tflite')}, {human_bytes(entry.get('size_bytes'))}{check}{cams})"
 
 
 def _member_text(member: dict) -> str:

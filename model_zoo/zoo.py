@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -129,10 +129,19 @@ def _read_csv(path: Path) -> list[dict]:
 
 @dataclass
 class ZooModel:
-    """A loaded model and its card; `predict` applies the training preprocessing."""
+    """A loaded model and its card; `predict` applies the training preprocessing.
+
+    Forward passes run on the LiteRT interpreter when the model has an intact `model.tflite`
+    (model_zoo.litert; no TensorFlow import), else on Keras. The Keras model itself is loaded
+    on first use of `keras_model` (Grad-CAM++, Score-CAM, or no LiteRT file).
+    """
 
     card: dict
-    keras_model: object
+    folder: Path
+    runner: Optional[object] = None          # model_zoo.litert.LiteRTRunner
+    backend_reason: str = ""                 # why the Keras path serves, when it does
+    _keras: Optional[object] = field(default=None, repr=False)
+    _keras_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def classes(self) -> list[str]:
@@ -147,6 +156,19 @@ class ZooModel:
     def temperature(self) -> float:
         return float(self.card.get("calibration", {}).get("temperature", 1.0))
 
+    @property
+    def backend(self) -> str:
+        """"litert" or "keras": what runs the forward pass."""
+        return "litert" if self.runner is not None else "keras"
+
+    @property
+    def keras_model(self):
+        """The Keras model, loaded once on first use (safe_mode: no arbitrary code)."""
+        with self._keras_lock:
+            if self._keras is None:
+                self._keras = _load_keras_file(self.folder, self.card.get("id", self.folder.name))
+            return self._keras
+
     def predict_arrays(self, batch: np.ndarray, calibrated: bool = True, tta: bool = False) -> np.ndarray:
         """Probabilities for prepared float32 pixels (n, h, w, 3) in 0..255; temperature-scaled with the
         card's validation-fitted temperature unless calibrated=False (the raw network output).
@@ -156,34 +178,60 @@ class ZooModel:
         views = [np.rot90(batch, k, axes=(1, 2)) for k in range(4)]
         views += [np.flip(v, axis=2) for v in views]
         mean = np.mean([self.predict_with_features(np.ascontiguousarray(v), calibrated=False)[0] for v in views], axis=0)
-        if calibrated and self.temperature != 1.0:
-            from .calibration import apply_temperature
-
-            return apply_temperature(mean, self.temperature).astype(np.float32)
-        return mean.astype(np.float32)
+        return self.calibrate(mean) if calibrated else mean.astype(np.float32)
 
     def predict_with_features(self, batch: np.ndarray, calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities, penultimate `avg_pool` features) from one compiled forward pass, in chunks."""
-        import keras
-        import tensorflow as tf
-
-        from .ood import FEATURE_LAYER
-
-        if not hasattr(self, "_forward"):
-            model = self.keras_model
-            view = keras.Model(model.inputs, [model.output, model.get_layer(FEATURE_LAYER).output])
-            self._forward = tf.function(lambda x: view(x, training=False), reduce_retracing=True)
-        outputs = [[np.asarray(t, np.float32) for t in self._forward(tf.constant(batch[i:i + PREDICT_BATCH]))]
-                   for i in range(0, len(batch), PREDICT_BATCH)]
+        """(probabilities, penultimate `avg_pool` features) from one forward pass per chunk."""
+        forward = self._litert_forward if self.runner is not None else self._keras_forward()
+        outputs = [forward(batch[i:i + PREDICT_BATCH]) for i in range(0, len(batch), PREDICT_BATCH)]
         if not outputs:
             return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
         probabilities = np.concatenate([o[0] for o in outputs])
         features = np.concatenate([o[1] for o in outputs])
-        if calibrated and self.temperature != 1.0:
-            from .calibration import apply_temperature
+        return (self.calibrate(probabilities) if calibrated else probabilities), features
 
-            probabilities = apply_temperature(probabilities, self.temperature).astype(np.float32)
-        return probabilities, features
+    def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
+        """Temperature scaling with the card's validation-fitted T (raw network probabilities in)."""
+        if self.temperature == 1.0:
+            return probabilities.astype(np.float32)
+        from .calibration import apply_temperature
+
+        return apply_temperature(probabilities, self.temperature).astype(np.float32)
+
+    def _litert_forward(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outputs = self.runner(chunk)
+        return outputs["probabilities"], outputs["features"]
+
+    def _keras_forward(self):
+        """A compiled two-output view of the Keras model (built once)."""
+        if not hasattr(self, "_compiled"):
+            import keras
+            import tensorflow as tf
+
+            from .ood import FEATURE_LAYER
+
+            model = self.keras_model
+            view = keras.Model(model.inputs, [model.output, model.get_layer(FEATURE_LAYER).output])
+            compiled = tf.function(lambda x: view(x, training=False), reduce_retracing=True)
+            self._compiled = lambda chunk: tuple(np.asarray(t, np.float32) for t in compiled(tf.constant(chunk)))
+        return self._compiled
+
+    def class_maps(self, batch: np.ndarray) -> list[np.ndarray]:
+        """LiteRT only: per CAM layer, (n, h', w', n_classes) maps whose ReLU is Grad-CAM (model_zoo.litert)."""
+        outputs = self.runner(batch)
+        return [outputs[f"cam_{i}"] for i in range(self.runner.cam_outputs)]
+
+    def explainer(self, method: str):
+        """A heatmap function `(images, class_index) -> (n, h, w)` in [0, 1] (model_zoo.explainers).
+
+        Grad-CAM comes from the LiteRT class maps when the export has them; every other case
+        builds the explainer on the Keras model (loading TensorFlow on first use).
+        """
+        from .explainers import ClassMapGradCAM, create_explainer
+
+        if method == "gradcam" and self.runner is not None and self.runner.cam_outputs:
+            return ClassMapGradCAM(self.class_maps, self.input_size)
+        return create_explainer(method, self.keras_model, self.card["cam_layer"])
 
     @property
     def ood_detector(self):
@@ -193,6 +241,20 @@ class ZooModel:
 
             self._ood = load_detector(Path(self.card.get("folder", "")), self.card)
         return self._ood[0]
+
+    @property
+    def metadata_model(self):
+        """The patient-details model fused with this one (model_zoo.metadata), or None (see `metadata_status`)."""
+        if not hasattr(self, "_metadata"):
+            from .metadata import load_metadata_model
+
+            self._metadata = load_metadata_model(self.folder, self.classes)
+        return self._metadata[0]
+
+    @property
+    def metadata_status(self) -> str:
+        self.metadata_model
+        return self._metadata[1]
 
     @property
     def ood_status(self) -> str:
@@ -237,19 +299,32 @@ def import_keras():
     return keras
 
 
-def load(model_id: str, root: Optional[Path] = None) -> ZooModel:
-    """Load a zoo model after checking its file against the card (safe_mode: no arbitrary code)."""
+def _load_keras_file(folder: Path, model_id: str):
     keras = import_keras()
+    try:
+        return keras.models.load_model(Path(folder) / store.MODEL_FILE, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001  (any failure to deserialise means "unavailable")
+        raise ModelUnavailable(f"Model {model_id!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
+
+
+def load(model_id: str, root: Optional[Path] = None, backend: str = "auto") -> ZooModel:
+    """Load a zoo model after checking its file against the card (safe_mode: no arbitrary code).
+
+    backend "auto": LiteRT when the model has an intact export and ai-edge-litert is installed,
+    else Keras (loaded now, so a damaged file is reported here); "keras": always Keras (the
+    trainer measures with the model it trained).
+    """
+    from . import litert
 
     folder = model_folder(model_id, root)
     card = store.read_json(folder / store.CARD_FILE)
     status, reason = check_model_file(folder, card)
     if status != "ok":
         raise ModelUnavailable(f"Model {model_id!r} is unavailable: {reason}")
-    try:
-        model = keras.models.load_model(folder / store.MODEL_FILE, compile=False, safe_mode=True)
-    except Exception as exc:  # noqa: BLE001  (any failure to deserialise means "unavailable")
-        raise ModelUnavailable(f"Model {model_id!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
     card.setdefault("id", model_id)
     card["folder"] = str(folder)
-    return ZooModel(card=card, keras_model=model)
+    runner, why = litert.load_runner(folder, card) if backend == "auto" else (None, f"backend={backend}")
+    model = ZooModel(card=card, folder=folder, runner=runner, backend_reason=why)
+    if runner is None:
+        model.keras_model                     # load now: a damaged file is reported by load()
+    return model

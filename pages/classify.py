@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from pathlib import Path
 
 import altair as alt
 import pandas as pd
@@ -13,6 +14,7 @@ import app_ui
 from model_zoo import ImageError, ModelUnavailable, load_image
 from model_zoo.classes import class_info, display_name, is_concerning
 from model_zoo.explainers import LABELS as EXPLAINER_LABELS
+from model_zoo.metadata import METADATA_FILE, PatientDetails
 from model_zoo.inference import (abstains, abstention_sentence, batch_row, melanoma_sentence, read,
                                   test_recall_sentence)
 from model_zoo.overlay import render_overlay, to_png_bytes
@@ -80,7 +82,7 @@ def example_ui(card: dict) -> tuple[str, bytes | None, str | None]:
     return row["image_id"], path.read_bytes(), row["true"]
 
 
-def summary_ui(reading, card: dict, true_label: str | None) -> None:
+def summary_ui(reading, card: dict, true_label: str | None, metrics: dict) -> None:
     top_name = display_name(reading.top)
     if abstains(reading, card):
         st.error(f"**Uncertain — refer to a clinician.** The model's confidence ({reading.top_probability:.0%}) is "
@@ -97,7 +99,7 @@ def summary_ui(reading, card: dict, true_label: str | None) -> None:
     alert = melanoma_sentence(card, float(reading.probabilities[reading.classes.index(melanoma)])) if melanoma else None
     if alert:
         (st.error if alert[0] else st.info)(alert[1])
-    for sentence in (test_recall_sentence(app_cache.metrics(card["id"]), reading.top), abstention_sentence(card)):
+    for sentence in (test_recall_sentence(metrics, reading.top), abstention_sentence(card)):
         if sentence:
             st.caption(sentence)
     if true_label is not None:
@@ -159,8 +161,46 @@ def refuse_if_not_dermoscopy(model, features, image) -> bool:
     return True
 
 
+def details_ui(card: dict) -> PatientDetails | None:
+    """Optional age, sex and body site, for a model with a fitted patient-details model; None otherwise."""
+    meta_path = Path(card.get("folder", "")) / METADATA_FILE
+    if not meta_path.is_file():
+        return None
+    sites = app_cache.metadata_sites(card["id"])
+    with st.expander("Patient details (optional): age, sex, body site"):
+        st.caption("The model can weigh these with the image, as dermatologists do: a model of the HAM10000 patients' "
+                   "age, sex and lesion site is combined with the image model, with a weight chosen on validation "
+                   "images. Leave them empty to classify the image alone. Nothing you enter is stored.")
+        c1, c2, c3 = st.columns(3)
+        age = c1.number_input("Age (years)", min_value=0, max_value=110, value=None, step=1, key="details_age")
+        sex = c2.selectbox("Sex", ["not given", "female", "male"], key="details_sex")
+        site = c3.selectbox("Body site", ["not given"] + sites, key="details_site")
+    details = PatientDetails(None if age is None else float(age), None if sex == "not given" else sex,
+                             None if site == "not given" else site)
+    return details if details.given else None
+
+
+def with_details(model, raw, details: PatientDetails | None, card: dict, metrics: dict):
+    """(probabilities, card view, metrics view, note): fused with the patient details when given and fitted."""
+    meta = model.metadata_model if details is not None else None
+    if meta is None:
+        return model.calibrate(raw)[0], card, metrics, None
+    fused = meta.predict(raw, [details])[0]
+    image_only = read(model.calibrate(raw)[0], model.classes)
+    given = ", ".join(t for t in (f"age {details.age:.0f}" if details.age is not None else "", details.sex or "",
+                                  details.site or "") if t)
+    fusion = metrics.get("metadata_fusion", {})
+    note = (f"Using the image **and** the patient details ({given}). The image alone gives "
+            f"{display_name(image_only.top)} {image_only.top_probability:.0%}.")
+    if fusion.get("test"):
+        note += (f" With details this model's test balanced accuracy is {fusion['test']['balanced_accuracy']:.0%} "
+                 f"(image alone {metrics.get('test', {}).get('balanced_accuracy', float('nan')):.0%}).")
+    return fused, {**card, **meta.record.get("card_summary", {})}, fusion, note
+
+
 def single_ui(card: dict) -> None:
     name, data, true_label = image_source_ui(card)
+    details = details_ui(card)
     if data is None:
         st.caption("Upload a dermoscopy image to see the model's probabilities and a heatmap.")
         return
@@ -174,18 +214,20 @@ def single_ui(card: dict) -> None:
         return
 
     array = prepare_image(image, model.input_size)
-    probabilities, features = model.predict_with_features(array[None])
-    probabilities = probabilities[0]
+    raw, features = model.predict_with_features(array[None], calibrated=False)
     if refuse_if_not_dermoscopy(model, features, image):
         return
     if st.session_state.get("classify_tta"):
-        probabilities = model.predict_arrays(array[None], tta=True)[0]
+        raw = model.predict_arrays(array[None], calibrated=False, tta=True)
+    probabilities, view, metrics, note = with_details(model, raw, details, card, app_cache.metrics(card["id"]))
     reading = read(probabilities, model.classes)
     left, right = st.columns([1, 1.3])
     with left:
         st.image(image, caption=name, width="stretch")
     with right:
-        summary_ui(reading, card, true_label)
+        if note:
+            st.info(note, icon=":material/person:")
+        summary_ui(reading, view, true_label, metrics)
         st.altair_chart(probability_chart(reading), width="stretch")
     with st.expander("What do these classes mean?"):
         for label, p in reading.ranked()[:3]:

@@ -341,6 +341,11 @@ def calibration_ui(card: dict, all_metrics: dict) -> None:
     cols[2].metric("Test NLL", f"{test['nll_after']:.3f}", delta=f"{test['nll_after'] - test['nll_before']:+.3f}",
                    delta_color="inverse", help=f"before scaling: {test['nll_before']:.3f}")
     abstention = result.get("abstention", {})
+    floor = test.get("ece_floor")
+    if floor:
+        st.caption(f"How small can ECE be on {floor['n']} test images? A perfectly calibrated model with these "
+                   f"confidences would still show an ECE of about {reports.pct(floor['median'], 1)} (up to "
+                   f"{reports.pct(floor['p95'], 1)} in 95% of draws) by chance alone: gaps below that are noise.")
     cols[3].metric("Abstention threshold", reports.pct(abstention.get("threshold"), 0))
     bins = [dict(row, stage=stage) for stage, key in (("before scaling", "reliability_before"), ("after scaling", "reliability_after"))
             for row in test[key] if row["count"]]

@@ -50,7 +50,8 @@ st.code(
     "python -m trainer train ... --resume                     # continue an interrupted run (same --run-dir)\n"
     "python -m trainer evaluate mobilenet_v2_ham10000         # recompute metrics.json / predictions.csv\n"
     "python -m trainer tune -a mobilenet_v2 -d isic_9class --max-trials 10   # KerasTuner, validation only\n"
-    "python -m trainer set-default mobilenet_v2_ham10000      # the app's default model\n"
+    "python -m trainer export ensemble_ham10000               # model.tflite: served without TensorFlow\n"
+    "python -m trainer set-default ensemble_ham10000          # the app's default model\n"
     "python -m trainer train --help                           # every option",
     language="bash",
 )
@@ -64,6 +65,9 @@ st.markdown(
     "`--mixed-precision` on recent NVIDIA GPUs. Several GPUs use `MirroredStrategy`; several machines "
     "use `TF_CONFIG` and `MultiWorkerMirroredStrategy`.\n"
     "- A model reaches the zoo only when complete (written under a temporary name, then renamed).\n"
+    "- **Serving**: `python -m trainer export MODEL_ID` writes a LiteRT `model.tflite` (checked against Keras "
+    "before it is published); the app then predicts and draws Grad-CAM without loading TensorFlow "
+    "(about 4x faster and 600 MB lighter). Export the model you make the default.\n"
     "- Quick test run: `--limit-per-class 6 --epochs 1 --input-size 64`."
 )
 st.caption(f"Datasets: {', '.join(app_ui.DATASET_LABELS.values())}. See the About page for where the data comes from.")

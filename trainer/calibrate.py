@@ -23,6 +23,7 @@ def card_summary(result: dict) -> dict:
             "temperature": result["temperature"],
             "test_ece_before": result["test"]["ece_before"], "test_ece_after": result["test"]["ece_after"],
             "test_nll_before": result["test"]["nll_before"], "test_nll_after": result["test"]["nll_after"],
+            "test_ece_floor": result["test"]["ece_floor"]["median"],
         },
         "abstention": {k: result["abstention"][k] for k in ("threshold", "coverage", "accuracy", "target_accuracy")}
         | {"test": result["abstention"]["test"]},

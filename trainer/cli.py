@@ -1,4 +1,4 @@
-"""Command line: `python -m trainer {train,evaluate,tune,splits,list,set-default} --help`.
+"""Command line: `python -m trainer {train,evaluate,tune,calibrate,...,export,report,list,set-default} --help`.
 
 Each subcommand parses its arguments into plain values and calls an importable function.
 """
@@ -136,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_id")
     _add_common(p)
 
+    p = sub.add_parser("metadata", help="fit the patient-details model (age, sex, site) fused with a HAM10000 model",
+                       description="Logistic regression on the training split's metadata, pooled with the image "
+                                   "model's probabilities; the fusion weight and temperature are chosen on validation.")
+    p.add_argument("model_id")
+    _add_common(p)
+    p.add_argument("--bootstrap", type=int, default=1000)
+
+    p = sub.add_parser("export", help="write model.tflite: serve the model without TensorFlow (LiteRT)",
+                       description="Convert a zoo model to LiteRT with its probabilities, features and Grad-CAM "
+                                   "class maps; checked against Keras on validation images before it is published.")
+    p.add_argument("model_id")
+    _add_common(p)
+
     p = sub.add_parser("report", help="write docs/results.md from the zoo's metrics",
                        description="Regenerate docs/results.md from every zoo model's card and metrics.json.")
     p.add_argument("--zoo-dir")
@@ -246,6 +259,28 @@ def _dispatch(args: argparse.Namespace) -> int:
         for name, row in result.items():
             print(f"{name:6s} balanced accuracy {row['balanced_accuracy']:.3f}  accuracy {row['accuracy']:.3f}  "
                   f"macro-F1 {row['macro_f1']:.3f}  ECE {row['ece']:.3f}  NLL {row['nll']:.3f}")
+        return 0
+    if args.command == "metadata":
+        from .metadata import fit_metadata_for_model
+
+        result = fit_metadata_for_model(args.model_id, args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None,
+                                        args.bootstrap)
+        print(f"alpha {result['alpha']:.1f} (chosen on validation), T {result['temperature']:.3f}; details alone: "
+              f"validation balanced accuracy {result['details_only_val_balanced_accuracy']:.3f}")
+        for split in ("validation", "test"):
+            print(f"{split}: balanced accuracy with patient details {result[split]['balanced_accuracy']:.3f}")
+        return 0
+    if args.command == "export":
+        from model_zoo.zoo import ModelUnavailable
+
+        from .litert_export import ExportError, export_litert
+
+        try:
+            entry = export_litert(args.model_id, Path(args.zoo_dir) if args.zoo_dir else None, args.data_dir)
+        except (ExportError, ModelUnavailable) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(entry, indent=2))
         return 0
     if args.command == "report":
         from .report import write_results

@@ -87,6 +87,7 @@ def results_markdown(root: Optional[Path] = None) -> str:
                          f"| {p['accuracy']:.3f} → {t['accuracy']:.3f} | {p['ece']:.3f} → {t['ece']:.3f} "
                          f"| {p['nll']:.3f} → {t['nll']:.3f} |")
     lines += _levers(cards, root)
+    lines += _fusion(cards, root)
     for card in cards:
         test = model_zoo.read_metrics(card["id"], root).get("test")
         if not test:
@@ -135,6 +136,12 @@ def _levers(cards: list[dict], root: Optional[Path]) -> list[str]:
         if val_tta and tta:
             rows.append((val_tta["tta"]["balanced_accuracy"], f"`{card['id']}` + TTA", "8-view test-time augmentation",
                          minutes, tta["tta"]["balanced_accuracy"], "n/a"))
+        fusion = metrics.get("metadata_fusion")
+        if fusion:
+            rows.append((fusion["validation"]["balanced_accuracy"], f"`{card['id']}` + patient details",
+                         f"late fusion with age, sex, site (alpha {fusion['alpha']:.1f}, T {fusion['temperature']:.2f}, "
+                         f"chosen on validation)", minutes, fusion["test"]["balanced_accuracy"],
+                         _melanoma_recall(fusion["test"])))
     if not rows:
         return []
     lines = ["", "## HAM10000: models and levers, ranked on validation (issue 7's results table)", "",
@@ -144,6 +151,27 @@ def _levers(cards: list[dict], root: Optional[Path]) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for rank, (val, name, what, minutes, test, mel) in enumerate(sorted(rows, key=lambda r: -r[0]), 1):
         lines.append(f"| {rank} | {name} | {what} | {val:.3f} | {test:.3f} | {mel} | {minutes:.0f} min |")
+    return lines
+
+
+def _fusion(cards: list[dict], root: Optional[Path]) -> list[str]:
+    """Patient-details fusion (`python -m trainer metadata MODEL_ID`): validation choice, then test once."""
+    lines = []
+    for card in cards:
+        fusion = model_zoo.read_metrics(card["id"], root).get("metadata_fusion")
+        if not fusion:
+            continue
+        if not lines:
+            lines = ["", "## Patient details fused with the image model (`python -m trainer metadata MODEL_ID`)", "",
+                     "| model | alpha (validation) | details alone: val. bal. acc. | val. bal. acc. image → fused "
+                     "| test bal. acc. image → fused [95% CI] | test melanoma recall image → fused | test ECE fused |",
+                     "|---|---|---|---|---|---|---|"]
+        metrics = model_zoo.read_metrics(card["id"], root)
+        lines.append(f"| `{card['id']}` | {fusion['alpha']:.1f} | {fusion['details_only_val_balanced_accuracy']:.3f} "
+                     f"| {metrics['validation']['balanced_accuracy']:.3f} → {fusion['validation']['balanced_accuracy']:.3f} "
+                     f"| {metrics['test']['balanced_accuracy']:.3f} → {_ci(fusion['test'], 'balanced_accuracy')} "
+                     f"| {_melanoma_recall(metrics['test'])} → {_melanoma_recall(fusion['test'])} "
+                     f"| {fusion['calibration']['test']['ece_after']:.3f} |")
     return lines
 
 

@@ -152,3 +152,28 @@ def test_evaluation_calibration_tab_renders(default_card):
     assert not at.exception
     assert any(m.label == "Temperature T" for m in at.metric)
     assert any("abstention threshold" in c.value for c in at.caption)
+
+
+def test_patient_details_change_the_reading_as_the_fused_model_says(default_card, data_dir):
+    """Age, sex and site entered on the page give exactly the fused probabilities of model_zoo.metadata."""
+    from model_zoo.metadata import PatientDetails
+
+    model = model_zoo.load(default_card["id"])
+    meta = model.metadata_model
+    assert meta is not None, model.metadata_status
+    name, data, _ = _image_for(default_card, data_dir)
+    raw = model.predict_arrays(model_zoo.prepare_batch([data], model.input_size), calibrated=False)
+    details = PatientDetails(70.0, "male", "face")
+    fused = meta.predict(raw, [details])[0]
+    top = default_card["classes"][int(np.argmax(fused))]
+
+    at = _app().run()
+    _select_model(at, default_card)
+    at.file_uploader(key="classify_upload").set_value((name, data, "image/jpeg")).run()
+    at.number_input(key="details_age").set_value(70).run()
+    at.selectbox(key="details_sex").set_value("male").run()
+    at.selectbox(key="details_site").set_value("face").run()
+    assert not at.exception, at.exception
+    headline = [s.value for s in at.subheader if s.value.startswith("Most likely")]
+    assert headline == [f"Most likely: {display_name(top)} ({fused.max():.0%})"]
+    assert any("patient details (age 70, male, face)" in i.value for i in at.info)

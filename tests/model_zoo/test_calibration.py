@@ -6,7 +6,7 @@ import pytest
 
 import model_zoo
 from model_zoo.calibration import (apply_temperature, choose_abstention_threshold, choose_sensitivity_threshold,
-                                   expected_calibration_error, fit_temperature, negative_log_likelihood,
+                                   ece_sampling_floor, expected_calibration_error, fit_temperature, negative_log_likelihood,
                                    reliability_bins)
 from model_zoo.inference import abstains, read
 
@@ -38,6 +38,16 @@ def test_ece_by_hand():
     # bins: 0.9 -> accuracy 0.5 (gap 0.4, weight 0.5); 0.6 -> accuracy 1.0 (gap 0.4, weight 0.5)
     assert expected_calibration_error(p, y) == pytest.approx(0.4)
     assert sum(r["count"] for r in reliability_bins(p, y)) == 4
+
+
+def test_ece_sampling_floor_shrinks_with_the_number_of_images():
+    """A calibrated model's ECE is pure noise: about 0.1 on 118 images, a third of that on 1,500."""
+    p, _ = _overconfident(1500)
+    small, large = ece_sampling_floor(p[:118]), ece_sampling_floor(p)
+    assert 0.05 < small["median"] < 0.2 and small["n"] == 118
+    assert large["median"] < small["median"] / 2 and large["median"] <= large["p95"]
+    labels = (np.random.default_rng(1).random((1500, 1)) > p.cumsum(axis=1)).sum(axis=1)   # calibrated by construction
+    assert expected_calibration_error(p, labels) <= large["p95"] * 1.5
 
 
 def test_thresholds_meet_their_targets_on_the_fitting_data():

@@ -26,5 +26,9 @@ $PY -m trainer train -a efficientnet_lite0 -d ham10000 --model-id efficientnet_l
   --label-smoothing 0.1 --augment default --batch-size 32 --verbose 2 "$@"
 
 $PY -m trainer ensemble mobilenet_v2_ham10000,efficientnet_lite0_ham10000 --model-id ensemble_ham10000 \
-  --display-name "Ensemble: MobileNetV2 + EfficientNet-Lite0 - HAM10000 7-class" "$@"
+  --display-name "Ensemble: MobileNetV2 + EfficientNet-Lite0 - HAM10000 7-class" --set-default "$@"
+
+# added in session 3: the default model (the ensemble: best validation log-loss, validation balanced accuracy
+# within 0.001 of the best) is served by LiteRT; the export is checked against Keras before it is published
+$PY -m trainer export ensemble_ham10000 "$@"
 
