@@ -183,19 +183,19 @@ def details_ui(card: dict) -> PatientDetails | None:
 def with_details(model, raw, details: PatientDetails | None, card: dict, metrics: dict):
     """(probabilities, card view, metrics view, note): fused with the patient details when given and fitted."""
     meta = model.metadata_model if details is not None else None
-    if meta is None:
+    variant = meta.variant_for(details) if meta is not None else None
+    if variant is None:
         return model.calibrate(raw)[0], card, metrics, None
     fused = meta.predict(raw, [details])[0]
     image_only = read(model.calibrate(raw)[0], model.classes)
     given = ", ".join(t for t in (f"age {details.age:.0f}" if details.age is not None else "", details.sex or "",
                                   details.site or "") if t)
-    fusion = metrics.get("metadata_fusion", {})
     note = (f"Using the image **and** the patient details ({given}). The image alone gives "
-            f"{display_name(image_only.top)} {image_only.top_probability:.0%}.")
-    if fusion.get("test"):
-        note += (f" With details this model's test balanced accuracy is {fusion['test']['balanced_accuracy']:.0%} "
-                 f"(image alone {metrics.get('test', {}).get('balanced_accuracy', float('nan')):.0%}).")
-    return fused, {**card, **meta.record.get("card_summary", {})}, fusion, note
+            f"{display_name(image_only.top)} {image_only.top_probability:.0%}. With these details this model's "
+            f"validation balanced accuracy is {variant.record['val_balanced_accuracy']:.0%} (image alone "
+            f"{metrics.get('validation', {}).get('balanced_accuracy', float('nan')):.0%}).")
+    fusion = metrics.get("metadata_fusion", {}) if variant is meta.full else {}
+    return fused, {**card, **variant.record.get("card_summary", {})}, fusion, note
 
 
 def single_ui(card: dict) -> None:

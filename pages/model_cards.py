@@ -108,6 +108,14 @@ def metrics_ui(card: dict) -> None:
     if worst:
         st.markdown(f"Worst class: **{worst['name']}**, recall {reports.pct(worst['recall'])} "
                     f"on {worst['support']} test images.")
+    fusion = metrics.get("metadata_fusion")
+    if fusion:
+        fused_ci = (fusion["test"].get("ci95") or {}).get("balanced_accuracy")
+        st.markdown(f"**With patient details** (age, sex and body site entered on the Classify page, combined with "
+                    f"weight {fusion['alpha']:.1f} chosen on validation): test balanced accuracy "
+                    f"**{reports.with_ci(fusion['test']['balanced_accuracy'], fused_ci)}**, validation "
+                    f"{reports.pct(fusion['validation']['balanced_accuracy'])}. Fewer details, smaller gains: "
+                    "see docs/results.md.")
     st.caption("Full figures, confusion matrix, ROC curves and mistakes: see the Evaluation page.")
 
 

@@ -172,6 +172,17 @@ def _fusion(cards: list[dict], root: Optional[Path]) -> list[str]:
                      f"| {metrics['test']['balanced_accuracy']:.3f} → {_ci(fusion['test'], 'balanced_accuracy')} "
                      f"| {_melanoma_recall(metrics['test'])} → {_melanoma_recall(fusion['test'])} "
                      f"| {fusion['calibration']['test']['ece_after']:.3f} |")
+    variants = [(card, model_zoo.read_metrics(card["id"], root).get("metadata_fusion", {}).get("variants")) for card in cards]
+    variants = [(card, v) for card, v in variants if v]
+    if variants:
+        lines += ["", "A field left empty is left out, not guessed: each set of given fields has its own details model, "
+                      "alpha and temperature (chosen on validation). Balanced accuracy by the fields given, "
+                      "validation / test:", "",
+                  "| model | " + " | ".join(variants[0][1]) + " |", "|---|" + "---|" * len(variants[0][1])]
+        for card, v in variants:
+            lines.append(f"| `{card['id']}` | " + " | ".join(f"{row['val_balanced_accuracy']:.3f} / "
+                                                            f"{row['test_balanced_accuracy']:.3f} (α {row['alpha']:.1f})"
+                                                            for row in v.values()) + " |")
     return lines
 
 

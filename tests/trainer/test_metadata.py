@@ -14,7 +14,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 import model_zoo
 from model_zoo import store
-from model_zoo.metadata import METADATA_FILE, PatientDetails, encode, fuse, load_metadata_model
+from model_zoo.metadata import METADATA_FILE, PatientDetails, encode, fuse, given_fields, load_metadata_model
 from trainer.metadata import details_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +29,26 @@ def test_encoding_marks_what_is_missing():
     np.testing.assert_allclose(rows[1], [0, 0, 1, 0, 0, 1, 0, 0])      # no age, sex unknown, site unknown
     np.testing.assert_allclose(rows[2], [0, 0, 0, 0, 0, 1, 0, 0])      # age 0 is an age; odd values are unknown
     assert not PatientDetails(None, "unknown", None).given and PatientDetails(age=30).given
+    assert encode([PatientDetails(site="face")], sites, ("site",)).tolist() == [[0.0, 1.0]]
+    assert given_fields(PatientDetails(40.0, "unknown", "back")) == ("age", "site")
+
+
+@pytest.mark.parametrize("card", FUSED, ids=[c["id"] for c in FUSED])
+def test_an_empty_field_is_left_out_not_guessed(card):
+    """Age alone uses the age-only variant: not the full model with sex and site set to HAM's 'unknown'."""
+    meta, why = load_metadata_model(Path(card["folder"]), card["classes"])
+    assert meta is not None, why
+    assert len(meta.variants) == 7 and meta.variant_for(PatientDetails()) is None
+    raw = np.random.default_rng(0).dirichlet(np.ones(len(card["classes"])), 1)
+    age_only = meta.predict(raw, [PatientDetails(age=72.0)])
+    variant = meta.variants["age"]
+    expected = fuse(raw, variant.details_probabilities([PatientDetails(age=72.0)], meta.sites), variant.alpha,
+                    variant.temperature)
+    np.testing.assert_allclose(age_only, expected, atol=1e-6)
+    guessed = fuse(raw, meta.full.details_probabilities([PatientDetails(72.0, "unknown", "unknown")], meta.sites),
+                   meta.full.alpha, meta.full.temperature)
+    assert np.abs(age_only - guessed).max() > 1e-3
+    np.testing.assert_allclose(meta.predict(raw, [PatientDetails()]), raw / raw.sum(), atol=1e-6)
 
 
 def test_alpha_zero_is_the_image_model_alone():
@@ -45,13 +65,15 @@ def test_the_app_reproduces_the_trainers_validation_figures(card, data_dir):
     assert meta is not None, why
     fusion = model_zoo.read_metrics(card["id"])["metadata_fusion"]
     best = max(fusion["alpha_selection"], key=lambda r: (round(r["val_balanced_accuracy"], 6), -r["alpha"]))
-    assert meta.alpha == fusion["alpha"] == best["alpha"]
+    assert meta.full.alpha == fusion["alpha"] == best["alpha"]
     manifest = pd.read_csv(data_dir / "ham10000" / "manifest.csv")
     rows = pd.DataFrame(model_zoo.read_predictions(card["id"]))
     val = rows[rows["split"] == "val"]
     raw = val[[f"p_{c}" for c in card["classes"]]].to_numpy(np.float64)
     labels = np.array([card["classes"].index(t) for t in val["true"]])
-    fused = meta.predict(raw, details_of(val["image_id"], manifest))
+    full = meta.full            # the trainer scores every validation image with all three fields (HAM's "unknown" included)
+    fused = fuse(raw, full.details_probabilities(details_of(val["image_id"], manifest), meta.sites), full.alpha,
+                 full.temperature)
     assert balanced_accuracy_score(labels, fused.argmax(1)) == pytest.approx(fusion["validation"]["balanced_accuracy"], abs=1e-6)
     assert fusion["details_only_val_balanced_accuracy"] > 2 / len(card["classes"])
 
@@ -67,9 +89,10 @@ def test_trainer_command_fits_and_publishes(tmp_path, data_dir):
     assert "chosen on validation" in out.stdout
     folder = zoo / "mobilenet_v2_ham10000"
     data = json.loads((folder / METADATA_FILE).read_text())
-    assert "face" in data["sites"] and data["card_summary"]["abstention"]["threshold"] > 0
+    full = data["variants"]["age+sex+site"]
+    assert "face" in data["sites"] and full["card_summary"]["abstention"]["threshold"] > 0 and len(data["variants"]) == 7
     card = json.loads((folder / store.CARD_FILE).read_text())
-    assert card["metadata_fusion"]["alpha"] == data["alpha"]
+    assert card["metadata_fusion"]["alpha"] == full["alpha"]
     refused = subprocess.run([sys.executable, "-m", "trainer", "metadata", "custom_cnn_isic_9class", "--data-dir",
                               str(data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "HAM10000 models only" in refused.stderr
