@@ -32,3 +32,8 @@ $PY -m trainer ensemble mobilenet_v2_ham10000,efficientnet_lite0_ham10000 --mode
 # within 0.001 of the best) is served by LiteRT; the export is checked against Keras before it is published
 $PY -m trainer export ensemble_ham10000 "$@"
 
+
+# session 3: patient details (age, sex, site) fused with each HAM10000 model; seconds each, no training
+for model in ensemble_ham10000 mobilenet_v2_ham10000 efficientnet_lite0_ham10000; do
+  $PY -m trainer metadata "$model" "$@"
+done
