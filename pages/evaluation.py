@@ -350,14 +350,16 @@ def calibration_ui(card: dict, all_metrics: dict) -> None:
     bins = [dict(row, stage=stage) for stage, key in (("before scaling", "reliability_before"), ("after scaling", "reliability_after"))
             for row in test[key] if row["count"]]
     diagonal = alt.Chart(pd.DataFrame({"x": [0, 1], "y": [0, 1]})).mark_line(strokeDash=[4, 4], color="gray").encode(x="x", y="y")
-    points = alt.Chart(pd.DataFrame(bins)).mark_line(point=True).encode(
+    base = alt.Chart(pd.DataFrame(bins)).encode(
         x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1]), title="confidence (top class)"),
         y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy"),
-        color=alt.Color("stage:N", title=None), size=alt.Size("count:Q", title="images"),
+        color=alt.Color("stage:N", title=None, legend=alt.Legend(orient="bottom")),
         tooltip=["stage", alt.Tooltip("confidence:Q", format=".0%"), alt.Tooltip("accuracy:Q", format=".0%"), "count"])
+    points = base.mark_line(strokeWidth=2) + base.mark_circle(opacity=0.8).encode(
+        size=alt.Size("count:Q", legend=None))
     left, right = st.columns(2)
     with left:
-        st.markdown("**Reliability diagram** (on the diagonal = honest)")
+        st.markdown("**Reliability diagram** (on the diagonal = honest; dot size = images in the bin)")
         st.altair_chart((diagonal + points).properties(height=320), width="stretch")
     with right:
         st.markdown("**Coverage vs accuracy** (answer only above a confidence)")
