@@ -118,3 +118,11 @@ def test_export_publishes_a_checked_file_and_records_it(tmp_path, data_dir):
     assert model.backend == "litert"
     has_maps = bool(entry["cam_outputs"])
     assert type(model.explainer("gradcam")).__name__ == ("ClassMapGradCAM" if has_maps else "GradCAM")
+
+
+def test_without_the_litert_package_the_keras_path_serves(monkeypatch):
+    """Platforms without an ai-edge-litert wheel (e.g. Intel macOS) get the same answers from Keras."""
+    monkeypatch.setattr(litert, "installed", lambda: False)
+    model = model_zoo.load(EXPORTED[0]["id"])
+    assert model.backend == "keras" and "not installed" in model.backend_reason
+    assert type(model.explainer("gradcam")).__name__ == "GradCAM"
