@@ -53,7 +53,7 @@ def worst_class_ui(split_metrics: dict) -> None:
     if weak:
         names = ", ".join(display_name(c) for c in weak)
         st.warning(f"{text} Classes with recall below {reports.pct(reports.WEAK_RECALL)}: {names}. "
-                   "An average can look fine while these are mostly missed.", icon="⚠️")
+                   "An average can look fine while these are mostly missed.", icon=":material/warning:")
     else:
         st.info(text)
 

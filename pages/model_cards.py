@@ -49,7 +49,7 @@ def use_ui() -> None:
         st.subheader("Out-of-scope use")
         st.markdown(_bullets(reports.OUT_OF_SCOPE))
     st.error("**This model is not a medical device** and must not be used to diagnose, triage or screen "
-             "patients. A model can be confidently wrong; any worrying lesion needs a clinician.", icon="🚫")
+             "patients. A model can be confidently wrong; any worrying lesion needs a clinician.", icon=":material/block:")
 
 
 def data_ui(card: dict) -> None:
@@ -178,7 +178,7 @@ st.markdown(f"### {card.get('display_name') or card['id']}")
 st.caption(f"Model id `{card['id']}` · dataset {app_ui.DATASET_LABELS.get(card.get('dataset'), card.get('dataset'))}")
 if card.get("status") != "ok":
     st.error(f"**This model is unavailable:** {card.get('status_reason') or 'unknown reason'} "
-             "The card below is shown for reference only; the model cannot be used for predictions.", icon="⛔")
+             "The card below is shown for reference only; the model cannot be used for predictions.", icon=":material/do_not_disturb_on:")
 
 st.download_button("Download card.json", reports.card_json(card), file_name=f"{card['id']}_card.json",
                    mime="application/json", key="cards_download")

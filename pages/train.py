@@ -15,7 +15,7 @@ st.title("Train")
 st.caption("How the models in the zoo were trained, and how to train your own.")
 st.info("Training runs from the **command line**, not in the browser: it takes minutes to hours and needs the "
         "dataset images. When a run finishes, the new model appears in this app's pickers (the zoo is re-read "
-        "every 30 seconds).", icon="💻")
+        "every 30 seconds).", icon=":material/computer:")
 
 st.subheader("Training recipes of the zoo models")
 cards = app_cache.list_cards()
