@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from pathlib import Path
 
 import altair as alt
 import pandas as pd
@@ -14,7 +13,7 @@ import app_ui
 from model_zoo import ImageError, ModelUnavailable, load_image
 from model_zoo.classes import class_info, display_name, is_concerning
 from model_zoo.explainers import LABELS as EXPLAINER_LABELS
-from model_zoo.metadata import METADATA_FILE, PatientDetails
+from model_zoo.metadata import PatientDetails
 from model_zoo.inference import (abstains, abstention_sentence, batch_row, melanoma_sentence, read,
                                   test_recall_sentence)
 from model_zoo.overlay import render_overlay, to_png_bytes
@@ -163,10 +162,9 @@ def refuse_if_not_dermoscopy(model, features, image) -> bool:
 
 def details_ui(card: dict) -> PatientDetails | None:
     """Optional age, sex and body site, for a model with a fitted patient-details model; None otherwise."""
-    meta_path = Path(card.get("folder", "")) / METADATA_FILE
-    if not meta_path.is_file():
-        return None
     sites = app_cache.metadata_sites(card["id"])
+    if not sites:
+        return None
     with st.expander("Patient details (optional): age, sex, body site"):
         st.caption("The model can weigh these with the image, as dermatologists do: a model of the HAM10000 patients' "
                    "age, sex and lesion site is combined with the image model, with a weight chosen on validation "

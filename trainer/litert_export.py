@@ -91,7 +91,7 @@ def verify(path: Path, model, cam_layers: list[str], probe: np.ndarray, has_cams
     report = {"max_probability_diff": float(np.abs(lite["probabilities"] - probabilities).max())}
     if has_cams:
         maps = lambda batch: [runner(batch)[f"cam_{i}"] for i in range(len(cam_layers))]  # noqa: E731
-        keras_cam = create_explainer("gradcam", model, cam_layers if len(cam_layers) > 1 else cam_layers[0])
+        keras_cam = create_explainer("gradcam", model, cam_layers)
         lite_cam = ClassMapGradCAM(maps, model.input_shape[1:3])
         correlations = []
         for image, top in zip(probe, probabilities.argmax(axis=1)):

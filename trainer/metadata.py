@@ -23,12 +23,11 @@ from model_zoo.calibration import calibrate
 from model_zoo.metadata import (FIELDS, METADATA_FILE, MetadataModel, PatientDetails, Variant, encode, fuse,
                                 variant_key)
 
-from .calibrate import card_summary
+from .calibrate import card_summary, melanoma_label
 from .data import DataError, resolve_data_dir, select
 from .metrics import compute_metrics
 
 ALPHA_GRID = np.round(np.arange(0.0, 2.01, 0.1), 2)
-MELANOMA = ("melanoma", "mel")
 
 
 def details_of(image_ids, manifest: pd.DataFrame) -> list[PatientDetails]:
@@ -85,7 +84,7 @@ def fit_variant(fields: tuple[str, ...], train: tuple, val: tuple, test: tuple, 
     val_details = variant.details_probabilities(val[0], sites)
     test_details = variant.details_probabilities(test[0], sites)
     alpha, table = choose_alpha(val[1], val_details, val[2])
-    melanoma = next((c for c in classes if c in MELANOMA), None)
+    melanoma = melanoma_label(classes)
     calibration = calibrate(fuse(val[1], val_details, alpha), val[2], fuse(test[1], test_details, alpha), test[2],
                             classes, melanoma, n_bootstrap=n_bootstrap)
     variant.alpha, variant.temperature = alpha, calibration["temperature"]
@@ -120,12 +119,12 @@ def fit_metadata_for_model(model_id: str, data_dir: Optional[str] = None, zoo_ro
     val = (details_of(val_ids, manifest), val_image, val_labels)
     test = (details_of(test_ids, manifest), test_image, test_labels)
 
-    variants, full = {}, None
+    variants = {}
     for fields in all_field_sets():
-        variant, extra = fit_variant(fields, train, val, test, classes, sites, n_bootstrap)
-        variants[variant_key(fields)] = variant
-        full = full or (variant, extra)
-    variant, extra = full
+        fitted_variant, fitted_extra = fit_variant(fields, train, val, test, classes, sites, n_bootstrap)
+        variants[variant_key(fields)] = fitted_variant
+        if fields == FIELDS:                    # the full variant is the one reported in metrics.json
+            variant, extra = fitted_variant, fitted_extra
     method = ("late fusion: softmax((log p_image + alpha log p_details) / T); p_details = balanced logistic "
               "regression on the given fields among age, sex, body site (training split); alpha and T chosen on "
               "validation, per set of given fields")
@@ -150,7 +149,7 @@ def fit_metadata_for_model(model_id: str, data_dir: Optional[str] = None, zoo_ro
     card_data["metadata_fusion"] = {
         "alpha": variant.alpha, "val_balanced_accuracy": result["validation"]["balanced_accuracy"],
         "test_balanced_accuracy": result["test"]["balanced_accuracy"],
-        "test_melanoma_recall": _recall(result["test"], next((c for c in classes if c in MELANOMA), None)),
+        "test_melanoma_recall": _recall(result["test"], melanoma_label(classes)),
     }
     store.write_json_atomic(folder / store.CARD_FILE, card_data)
     return result
