@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 import model_zoo
 from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, IDLE_JS, accepted_test_images, rss_mb, streamlit_server
@@ -38,7 +39,10 @@ def _test_images(card: dict, data_dir: Path, count: int) -> list[Path]:
     return images
 
 
-async def _one_user(browser, url: str, image: Path, outside: list[str]) -> tuple[str, float]:
+async def _one_user(browser, url: str, image: Path, outside: list[str]) -> tuple[str, float, int]:
+    """(headline, seconds to result, uploads repeated). An upload the browser dropped (the page shows no
+    file name: the harness set it during a re-render or the session reconnected) is set again once and
+    counted; anything else that keeps the result away fails with what the page showed."""
     context = await browser.new_context()
     page = await context.new_page()
 
@@ -52,15 +56,26 @@ async def _one_user(browser, url: str, image: Path, outside: list[str]) -> tuple
     await page.wait_for_function(IDLE_JS, timeout=300_000)     # upload once the first script run has ended
     await page.wait_for_timeout(200)
     start = time.perf_counter()
-    await page.locator("input[type=file]").first.set_input_files(str(image))
     headline = page.get_by_text("Most likely:")
-    await headline.wait_for(timeout=300_000)
+    repeats = 0
+    for attempt in range(2):
+        await page.locator("input[type=file]").first.set_input_files(str(image))
+        try:
+            await headline.wait_for(timeout=150_000)
+            break
+        except PlaywrightTimeout:
+            shown = await page.inner_text("body")
+            await page.screenshot(path=str(ARTIFACTS / f"load_stuck_{image.stem}_{attempt}.png"), full_page=True)
+            if attempt == 1 or image.name in shown:        # the file arrived and still no result: a real failure
+                raise AssertionError(f"no result for {image.name} after {time.perf_counter() - start:.0f} s; "
+                                     f"the page showed: {shown[:600]!r}") from None
+            repeats += 1
     seconds = time.perf_counter() - start
     text = await headline.inner_text()
     name = await page.get_by_text(image.name).first.inner_text()     # this session's own file name is shown
     assert image.name in name
     await context.close()
-    return text, seconds
+    return text, seconds, repeats
 
 
 async def _many_users(url: str, images: list[Path], outside: list[str]):
@@ -82,16 +97,18 @@ def test_sixteen_users_get_their_own_correct_results(guarded_server, data_dir):
     expected = [display_name(card["classes"][int(np.argmax(p))]) for p in model.predict(images)]
     outside: list[str] = []
     results = asyncio.run(_many_users(url, images, outside))
-    for (headline, _), want, image in zip(results, expected, images):
+    for (headline, _, _), want, image in zip(results, expected, images):
         assert want in headline, (image.name, headline, want)
-    seconds = sorted(s for _, s in results)
+    seconds = sorted(s for _, s, _ in results)
+    repeated = sum(r for _, _, r in results)
     rss, peak = rss_mb(process.pid)
     log = (ARTIFACTS / "streamlit_load.log").read_text()
     report = (f"{USERS} concurrent sessions: time to result p50 {statistics.median(seconds):.1f} s, "
               f"p95 {seconds[int(0.95 * (len(seconds) - 1))]:.1f} s; server RSS {rss:.0f} MB (peak {peak:.0f} MB); "
-              f"model loads: {log.count('Loading model')}\n")
+              f"model loads: {log.count('Loading model')}; uploads the browser dropped and set again: {repeated}\n")
     (ARTIFACTS / "load_report.txt").write_text(report)
     print(report)
+    assert repeated <= 2, f"{repeated} of {USERS} uploads were dropped: more than a harness race"
     assert log.count(f"Loading model {card['id']}") == 1, "the model must be loaded once per process"
     assert not outside, f"the page requested outside addresses: {outside[:5]}"
     assert not attempts.exists() or not attempts.read_text(), attempts.read_text()
