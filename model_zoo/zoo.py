@@ -301,6 +301,8 @@ def import_keras():
 
 def _load_keras_file(folder: Path, model_id: str):
     keras = import_keras()
+    from . import layers  # noqa: F401  (registers the custom layers a model may hold)
+
     try:
         return keras.models.load_model(Path(folder) / store.MODEL_FILE, compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001  (any failure to deserialise means "unavailable")

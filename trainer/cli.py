@@ -48,6 +48,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--augment", choices=("none", "fast", "fast_light", "fast_strong", "light", "default", "strong"),
                    default="fast", help="fast*: fused transforms (default); light/default/strong: the same with Keras layers")
     p.add_argument("--balance", choices=("none", "class_weight", "sampling"), default="class_weight")
+    p.add_argument("--color-constancy", action="store_true",
+                   help="shades-of-grey colour constancy inside the model (mobilenet_v2, efficientnet_lite0, ...)")
     p.add_argument("--early-stopping-patience", type=int, default=6)
     p.add_argument("--include-label-conflicts", action="store_true", help="train on isic_9class images flagged label_conflict")
     p.add_argument("--limit-per-class", type=int, help="use at most N images per class and split (quick runs)")

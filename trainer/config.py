@@ -36,6 +36,7 @@ class TrainConfig:
     dense_units: Optional[int] = None
     augment: str = "fast"                         # none, fast[_light|_strong] (fused), light, default, strong (Keras layers)
     balance: str = "class_weight"                 # none, class_weight, sampling
+    color_constancy: bool = False                 # shades-of-grey layer in front of the normalisation
     early_stopping_patience: int = 6
     include_label_conflicts: bool = False
     limit_per_class: Optional[int] = None         # small subsets for tests and quick runs

@@ -22,7 +22,7 @@ def float32_copy(model, config: TrainConfig, num_classes: int, input_size: int):
 
     set_mixed_precision(False)
     clean = create_model(config.architecture, num_classes, input_size=input_size, weights=None,
-                         dropout=config.dropout, dense_units=config.dense_units)
+                         dropout=config.dropout, dense_units=config.dense_units, color_constancy=config.color_constancy)
     clean.set_weights(model.get_weights())
     return clean
 
@@ -64,7 +64,8 @@ def build_card(config: TrainConfig, classes: list[str], input_size: int, pretrai
         "preprocessing": {
             "shared_function": "model_zoo.preprocessing.prepare_image (RGB, EXIF-upright, bilinear resize)",
             "input": "float32 RGB pixels 0..255",
-            "inside_model": spec.preprocessing,
+            "inside_model": (("shades-of-grey colour constancy (p=6), then " if config.color_constancy else "")
+                             + spec.preprocessing),
         },
         "cam_layer": spec.cam_layer,
         "pretrained": pretrained,

@@ -269,7 +269,8 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
     global_batch = config.batch_size * info.num_replicas
     with strategy.scope():
         model = create_model(config.architecture, len(classes), input_size=size, weights=weights,
-                             dropout=config.dropout, dense_units=config.dense_units)
+                             dropout=config.dropout, dense_units=config.dense_units,
+                             color_constancy=config.color_constancy)
     phases = ([("head", config.head_epochs, config.learning_rate), ("finetune", config.epochs, config.fine_tune_learning_rate)]
               if weights else [("full", config.epochs, config.learning_rate)])
     phases = [p for p in phases if p[1] > 0]

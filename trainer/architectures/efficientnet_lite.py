@@ -9,7 +9,7 @@ from typing import Optional
 
 import keras
 
-from .registry import add_head, register
+from .registry import add_head, model_input, register
 from .weights import load_h5_by_name
 
 # (repeats, kernel, first stride, expansion, filters in, filters out)
@@ -42,12 +42,12 @@ def _mbconv(x, index: int, kernel: int, stride: int, expansion: int, filters_in:
 @register(input_size=224, cam_layer="top_relu", preprocessing="(x - 127) / 128 (inside the model)",
           imagenet_file="efficientnet_lite0_imagenet_no_top.h5")
 def efficientnet_lite0(num_classes: int, input_shape=(224, 224, 3), weights: Optional[str] = None,
-                       dropout: float = 0.2, dense_units: int = 0) -> keras.Model:
+                       dropout: float = 0.2, dense_units: int = 0, color_constancy: bool = False) -> keras.Model:
     """EfficientNet-Lite0 (3.4M backbone parameters), ImageNet weights available offline."""
     if weights == "imagenet":
         raise ValueError("EfficientNet-Lite0 has no keras.applications download; pass the weights file.")
-    inputs = keras.Input(input_shape, name="image")
-    x = keras.layers.Rescaling(1.0 / 128, offset=-127.0 / 128, name="normalize")(inputs)
+    inputs, x = model_input(input_shape, color_constancy)
+    x = keras.layers.Rescaling(1.0 / 128, offset=-127.0 / 128, name="normalize")(x)
     x = _conv_bn(x, 32, 3, 2, "stem_conv", "stem_bn", True)
     index = 0
     for repeats, kernel, stride, expansion, filters_in, filters_out in BLOCKS:

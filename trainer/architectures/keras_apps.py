@@ -5,7 +5,7 @@ from typing import Callable, Optional
 
 import keras
 
-from .registry import add_head, register
+from .registry import add_head, model_input, register
 from .weights import flip_first_conv_to_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -38,10 +38,11 @@ def _create_keras_app(
     dropout: float,
     dense_units: int,
     name: str,
+    color_constancy: bool = False,
 ) -> keras.Model:
-    """Shared steps: input, normalisation, backbone on that tensor, head."""
-    inputs = keras.Input(input_shape, name="image")
-    x = _normalize(inputs, mode)
+    """Shared steps: input, optional colour constancy, normalisation, backbone on that tensor, head."""
+    inputs, x = model_input(input_shape, color_constancy)
+    x = _normalize(x, mode)
     base = app(include_top=False, weights=weights, input_tensor=x)
     if weights and mode == "caffe":
         flip_first_conv_to_rgb(base)
@@ -51,9 +52,11 @@ def _create_keras_app(
 
 @register(input_size=224, cam_layer="out_relu", preprocessing="x / 127.5 - 1 (inside the model)",
           imagenet_file="mobilenet_v2_1.0_224_imagenet_no_top.h5", keras_imagenet=True)
-def mobilenet_v2(num_classes: int, input_shape=(224, 224, 3), weights=None, dropout: float = 0.2, dense_units: int = 0):
+def mobilenet_v2(num_classes: int, input_shape=(224, 224, 3), weights=None, dropout: float = 0.2, dense_units: int = 0,
+                 color_constancy: bool = False):
     """MobileNetV2 (alpha 1.0), ImageNet weights available offline."""
-    return _create_keras_app(keras.applications.MobileNetV2, "tf", num_classes, input_shape, weights, dropout, dense_units, "mobilenet_v2")
+    return _create_keras_app(keras.applications.MobileNetV2, "tf", num_classes, input_shape, weights, dropout, dense_units,
+                             "mobilenet_v2", color_constancy)
 
 
 @register(input_size=224, cam_layer="top_activation", preprocessing="EfficientNet's own rescaling (inside the model)",

@@ -8,6 +8,7 @@ size, the Grad-CAM layer and the weights file, so nobody hard-codes them.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -15,7 +16,7 @@ import keras
 
 # Layers that belong to the classification head, not to the backbone.
 HEAD_LAYER_NAMES = ("avg_pool", "head_dense", "head_dropout", "pred")
-INPUT_LAYER_NAMES = ("image", "normalize", "normalize_mean")
+INPUT_LAYER_NAMES = ("image", "color_constancy", "normalize", "normalize_mean")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ def get_spec(name: str) -> ArchitectureSpec:
     return _REGISTRY[name]
 
 
+def supports_color_constancy(name: str) -> bool:
+    """Whether the builder can put model_zoo.layers.ShadesOfGrey in front of its normalisation."""
+    return "color_constancy" in inspect.signature(get_spec(name).builder).parameters
+
+
 def create_model(
     name: str,
     num_classes: int,
@@ -99,7 +105,23 @@ def create_model(
     spec = get_spec(name)
     size = int(input_size or spec.input_size)
     options = {key: value for key, value in kwargs.items() if value is not None}
+    if not options.get("color_constancy", True):
+        options.pop("color_constancy")             # off: every builder's default
+    elif "color_constancy" in options and not supports_color_constancy(name):
+        with_option = [n for n in list_architectures() if supports_color_constancy(n)]
+        raise ValueError(f"{name} has no colour-constancy option; these have: {', '.join(with_option)}.")
     return spec.builder(num_classes=num_classes, input_shape=(size, size, 3), weights=weights, **options)
+
+
+def model_input(input_shape, color_constancy: bool = False):
+    """(input tensor "image", tensor to normalise): raw 0..255 pixels, through shades-of-grey colour
+    constancy first when asked (model_zoo.layers.ShadesOfGrey)."""
+    inputs = keras.Input(input_shape, name="image")
+    if not color_constancy:
+        return inputs, inputs
+    from model_zoo.layers import ShadesOfGrey
+
+    return inputs, ShadesOfGrey(name="color_constancy")(inputs)
 
 
 def add_head(features, num_classes: int, dropout: float = 0.2, dense_units: int = 0):
