@@ -127,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Average the logits of several zoo models of one dataset (same classes and input "
                                    "size); evaluate, calibrate and fit the OOD detector like a trained model.")
     p.add_argument("members", help="comma-separated zoo model ids")
-    p.add_argument("--model-id", required=True)
+    p.add_argument("--model-id", help="the new zoo folder (required unless --rank)")
+    p.add_argument("--rank", action="store_true",
+                   help="build nothing: score every combination of the members on validation, best first")
     p.add_argument("--display-name")
     p.add_argument("--set-default", action="store_true")
     p.add_argument("--bootstrap", type=int, default=1000)
@@ -243,10 +245,20 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "ensemble":
         from model_zoo.zoo import ModelUnavailable
 
-        from .ensemble import EnsembleError, create_ensemble
+        from .ensemble import EnsembleError, create_ensemble, rank_combinations
 
+        members = [m for m in args.members.split(",") if m]
         try:
-            folder = create_ensemble([m for m in args.members.split(",") if m], args.model_id, args.display_name,
+            if args.rank:
+                for row in rank_combinations(members, Path(args.zoo_dir) if args.zoo_dir else None):
+                    recall = row["val_melanoma_recall"]
+                    print(f"{row['val_balanced_accuracy']:.3f}  melanoma recall "
+                          f"{'n/a' if recall is None else f'{recall:.3f}'}  {' + '.join(row['members'])}"
+                          f"{'' if row['one_input_size'] else '  (mixed input sizes: cannot be built)'}")
+                return 0
+            if not args.model_id:
+                raise EnsembleError("--model-id is required to build an ensemble.")
+            folder = create_ensemble(members, args.model_id, args.display_name,
                                      args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None, args.set_default,
                                      args.bootstrap)
         except (EnsembleError, ModelUnavailable) as exc:

@@ -116,6 +116,45 @@ def ensemble_card(model_id: str, display_name: str, cards: Sequence[dict], model
     }
 
 
+def rank_combinations(candidate_ids: Sequence[str], zoo_root: Optional[Path] = None) -> list[dict]:
+    """Every combination of two or more candidates, scored on the validation split only, best first.
+
+    Uses the saved raw validation probabilities: the mean of the members' log-probabilities has the same
+    argmax as the mean of their logits, which is what the built ensemble computes. Test rows are not read.
+    """
+    from itertools import combinations
+
+    import model_zoo
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+
+    cards = [model_zoo.get_card(member_id, zoo_root) for member_id in candidate_ids]
+    classes = list(cards[0]["classes"])
+    if any(list(c["classes"]) != classes or c["dataset"] != cards[0]["dataset"] for c in cards):
+        raise EnsembleError("Candidates must share one dataset and its classes.")
+    val = {c["id"]: {r["image_id"]: r for r in model_zoo.read_predictions(c["id"], zoo_root) if r["split"] == "val"}
+           for c in cards}
+    ids = sorted(set.intersection(*(set(rows) for rows in val.values())))
+    if not ids:
+        raise EnsembleError("The candidates have no validation images in common in their predictions.csv.")
+    labels = np.array([classes.index(val[cards[0]["id"]][i]["true"]) for i in ids])
+    logs = {m: np.log(np.array([[float(rows[i][f"p_{c}"]) for c in classes] for i in ids]) + 1e-12)
+            for m, rows in val.items()}
+    melanoma = classes.index("mel") if "mel" in classes else classes.index("melanoma") if "melanoma" in classes else None
+    results = []
+    for size in range(2, len(cards) + 1):
+        for combo in combinations([c["id"] for c in cards], size):
+            predicted = np.mean([logs[m] for m in combo], axis=0).argmax(axis=1)
+            results.append({
+                "members": list(combo),
+                "val_balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
+                "val_melanoma_recall": (float(recall_score(labels == melanoma, predicted == melanoma))
+                                        if melanoma is not None else None),
+                "one_input_size": len({json.dumps(c["input_size"]) for c in cards if c["id"] in combo}) == 1,
+                "images": len(ids),
+            })
+    return sorted(results, key=lambda r: -r["val_balanced_accuracy"])
+
+
 def create_ensemble(member_ids: Sequence[str], model_id: str, display_name: Optional[str] = None,
                     data_dir: Optional[str] = None, zoo_root: Optional[Path] = None, set_default: bool = False,
                     bootstrap: int = 1000) -> Path:

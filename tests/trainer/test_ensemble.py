@@ -10,7 +10,7 @@ import model_zoo
 from model_zoo.explainers import create_explainer, expand_and_normalize
 from model_zoo.preprocessing import prepare_batch
 from trainer.cli import build_parser, config_from_args, main
-from trainer.ensemble import EnsembleError, check_members, create_ensemble
+from trainer.ensemble import EnsembleError, check_members, create_ensemble, rank_combinations
 from trainer.train import run
 
 TINY = ["-a", "custom_cnn", "-d", "isic_9class", "--limit-per-class", "6", "--batch-size", "16", "--epochs", "1",
@@ -58,6 +58,24 @@ def test_ensemble_is_a_complete_zoo_model(zoo):
     assert {"validation", "test", "calibration"} <= set(metrics)
     assert card["headline"]["test_balanced_accuracy"] == metrics["test"]["balanced_accuracy"]
     assert any(c["id"] == "a_b" and c["status"] == "ok" for c in model_zoo.list_models(zoo))
+
+
+def test_ranking_predicts_what_the_built_ensemble_predicts_on_validation(zoo, capsys):
+    """The ranking (from saved probabilities, validation only) scores what the real ensemble predicts."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    (row,) = rank_combinations(["a", "b"], zoo)
+    val = {m: {r["image_id"]: r for r in model_zoo.read_predictions(m, zoo) if r["split"] == "val"} for m in "ab"}
+    common = sorted(set(val["a"]) & set(val["b"]))        # tiny members (seeds differ) drew different images
+    built = {r["image_id"]: r for r in model_zoo.read_predictions("a_b", zoo) if r["split"] == "val"}
+    common = [i for i in common if i in built]
+    assert row["members"] == ["a", "b"] and row["images"] == len(common) > 0 and row["one_input_size"]
+    expected = balanced_accuracy_score([built[i]["true"] for i in common], [built[i]["predicted"] for i in common])
+    assert row["val_balanced_accuracy"] == pytest.approx(expected, abs=1e-9)
+    assert main(["ensemble", "a,b", "--rank", "--zoo-dir", str(zoo)]) == 0
+    assert "a + b" in capsys.readouterr().out
+    assert main(["ensemble", "a,b", "--zoo-dir", str(zoo)]) == 2          # building needs --model-id
+    assert "--model-id" in capsys.readouterr().err
 
 
 def test_ensemble_averages_the_members_logits(zoo, batch):
