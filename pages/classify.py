@@ -38,7 +38,9 @@ def probability_chart(reading) -> alt.Chart:
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="probability"),
             y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320, labelOverlap=False)),
             color=alt.Color("group:N", scale=alt.Scale(domain=["malignant or pre-malignant", "benign"],
-                                                       range=["#c0392b", "#2e86c1"]), legend=alt.Legend(orient="bottom", title=None, labelLimit=320)),
+                                                       range=["#c0392b", "#2e86c1"]),
+                            # one entry per line: side by side, the second was cut off at the chart's edge
+                            legend=alt.Legend(orient="bottom", direction="vertical", title=None, labelLimit=320)),
             tooltip=["class", alt.Tooltip("probability:Q", format=".1%"), "group"],
         )
         .properties(height=32 * len(frame) + 40)
