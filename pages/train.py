@@ -50,8 +50,8 @@ st.code(
     "python -m trainer train ... --resume                     # continue an interrupted run (same --run-dir)\n"
     "python -m trainer evaluate mobilenet_v2_ham10000         # recompute metrics.json / predictions.csv\n"
     "python -m trainer tune -a mobilenet_v2 -d isic_9class --max-trials 10   # KerasTuner, validation only\n"
-    "python -m trainer export ensemble_ham10000               # model.tflite: served without TensorFlow\n"
-    "python -m trainer set-default ensemble_ham10000          # the app's default model\n"
+    "python -m trainer export ensemble_224_cc_ham10000        # model.tflite: served without TensorFlow\n"
+    "python -m trainer set-default ensemble_224_cc_ham10000   # the app's default model\n"
     "python -m trainer train --help                           # every option",
     language="bash",
 )

@@ -37,3 +37,22 @@ $PY -m trainer export ensemble_ham10000 "$@"
 for model in ensemble_ham10000 mobilenet_v2_ham10000 efficientnet_lite0_ham10000; do
   $PY -m trainer metadata "$model" "$@"
 done
+
+# session 4: the default model. Two members at 224 px, trained with --augment fast (each about 50-85 min on
+# 2 CPU cores), ranked on validation, joined, exported for LiteRT. The members stay outside the repository
+# (use --zoo-dir to keep them elsewhere); the ensemble file holds their weights.
+$PY -m trainer train -a efficientnet_lite0 -d ham10000 --model-id efficientnet_lite0_224_ham10000 \
+  --display-name "EfficientNet-Lite0 (ImageNet, fine-tuned, 224 px) - HAM10000 7-class" \
+  --input-size 224 --head-epochs 2 --epochs 12 --fine-tune-fraction 0.7 --fine-tune-learning-rate 3e-4 \
+  --label-smoothing 0.1 --augment fast --batch-size 32 --verbose 2 "$@"
+
+$PY -m trainer train -a mobilenet_v2 -d ham10000 --model-id mobilenet_v2_224_cc_ham10000 \
+  --display-name "MobileNetV2 (ImageNet, fine-tuned, 224 px, colour constancy) - HAM10000 7-class" \
+  --input-size 224 --head-epochs 2 --epochs 12 --fine-tune-fraction 0.7 --fine-tune-learning-rate 3e-4 \
+  --label-smoothing 0.1 --augment fast --batch-size 32 --color-constancy --verbose 2 "$@"
+
+$PY -m trainer ensemble efficientnet_lite0_224_ham10000,mobilenet_v2_224_cc_ham10000 --model-id ensemble_224_cc_ham10000 \
+  --display-name "Ensemble: EfficientNet-Lite0 + MobileNetV2 (colour constancy) at 224 px - HAM10000 7-class" "$@"
+$PY -m trainer metadata ensemble_224_cc_ham10000 "$@"
+$PY -m trainer export ensemble_224_cc_ham10000 "$@"
+$PY -m trainer set-default ensemble_224_cc_ham10000 "$@"
