@@ -127,6 +127,8 @@ def rank_combinations(candidate_ids: Sequence[str], zoo_root: Optional[Path] = N
     import model_zoo
     from sklearn.metrics import balanced_accuracy_score, recall_score
 
+    from .calibrate import melanoma_label
+
     cards = [model_zoo.get_card(member_id, zoo_root) for member_id in candidate_ids]
     classes = list(cards[0]["classes"])
     if any(list(c["classes"]) != classes or c["dataset"] != cards[0]["dataset"] for c in cards):
@@ -139,7 +141,8 @@ def rank_combinations(candidate_ids: Sequence[str], zoo_root: Optional[Path] = N
     labels = np.array([classes.index(val[cards[0]["id"]][i]["true"]) for i in ids])
     logs = {m: np.log(np.array([[float(rows[i][f"p_{c}"]) for c in classes] for i in ids]) + 1e-12)
             for m, rows in val.items()}
-    melanoma = classes.index("mel") if "mel" in classes else classes.index("melanoma") if "melanoma" in classes else None
+    label = melanoma_label(classes)
+    melanoma = classes.index(label) if label else None
     results = []
     for size in range(2, len(cards) + 1):
         for combo in combinations([c["id"] for c in cards], size):
