@@ -115,3 +115,25 @@ def make_augmenter(strength: str = "default", seed: int = 42):
         ],
         name="augment",
     )
+
+
+MIXES = ("none", "mixup", "cutmix")
+
+
+def make_mixer(kind: str = "none", seed: int = 42):
+    """A batch mixer for one-hot labels (Keras' MixUp or CutMix layer), or None for "none".
+
+    Returns a function (images, one_hot_labels) -> (mixed_images, mixed_labels). The labels become
+    soft; class weights then follow each example's dominant class (Keras takes the argmax).
+    """
+    if kind == "none":
+        return None
+    if kind not in MIXES:
+        raise ValueError(f"Unknown mix {kind!r}; choose one of {', '.join(MIXES)}")
+    layer = keras.layers.MixUp(alpha=0.2, seed=seed) if kind == "mixup" else keras.layers.CutMix(factor=1.0, seed=seed)
+
+    def mix(images, labels):
+        out = layer({"images": images, "labels": labels}, training=True)
+        return out["images"], out["labels"]
+
+    return mix

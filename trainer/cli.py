@@ -48,6 +48,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--augment", choices=("none", "fast", "fast_light", "fast_strong", "light", "default", "strong"),
                    default="fast", help="fast*: fused transforms (default); light/default/strong: the same with Keras layers")
     p.add_argument("--balance", choices=("none", "class_weight", "sampling"), default="class_weight")
+    p.add_argument("--mix", choices=("none", "mixup", "cutmix"), default="none",
+                   help="mix pairs of training images and their labels per batch (MixUp or CutMix)")
     p.add_argument("--color-constancy", action="store_true",
                    help="shades-of-grey colour constancy inside the model (mobilenet_v2, efficientnet_lite0, ...)")
     p.add_argument("--early-stopping-patience", type=int, default=6)

@@ -36,6 +36,7 @@ class TrainConfig:
     dense_units: Optional[int] = None
     augment: str = "fast"                         # none, fast[_light|_strong] (fused), light, default, strong (Keras layers)
     balance: str = "class_weight"                 # none, class_weight, sampling
+    mix: str = "none"                             # none, mixup, cutmix (batch mixing with soft labels)
     color_constancy: bool = False                 # shades-of-grey layer in front of the normalisation
     early_stopping_patience: int = 6
     include_label_conflicts: bool = False

@@ -207,8 +207,9 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
 
 # ---------------------------------------------------------------- tf.data
 def make_dataset(image_set: ImageSet, batch_size: int, training: bool, augment=None, balance: str = "none",
-                 seed: int = SEED):
-    """tf.data pipeline: in-memory decoded images -> cache -> shuffle -> batch -> augment (parallel) -> prefetch.
+                 seed: int = SEED, mix=None):
+    """tf.data pipeline: in-memory decoded images -> cache -> shuffle -> batch -> augment (parallel) -> one-hot
+    -> mix (MixUp / CutMix, see augment.make_mixer) -> prefetch.
 
     With balance="sampling", each class is drawn equally often (an infinite
     stream; pass steps_per_epoch to fit).
@@ -239,5 +240,9 @@ def make_dataset(image_set: ImageSet, batch_size: int, training: bool, augment=N
         lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=autotune
     )
     if training and augment is not None:
-        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=autotune)
-    return ds.map(one_hot, num_parallel_calls=autotune).prefetch(autotune)
+        shape = [None, *image_set.images.shape[1:]]        # the fused transform loses the static size; CutMix needs it
+        ds = ds.map(lambda x, y: (tf.ensure_shape(augment(x, training=True), shape), y), num_parallel_calls=autotune)
+    ds = ds.map(one_hot, num_parallel_calls=autotune)
+    if training and mix is not None:
+        ds = ds.map(mix, num_parallel_calls=autotune)
+    return ds.prefetch(autotune)

@@ -171,14 +171,14 @@ def validate(forward, image_set, label_smoothing: float, batch_size: int = 64) -
             "val_balanced_accuracy": float(np.mean(recalls)) if recalls else 0.0}
 
 
-def distributed_epoch(strategy, image_set, global_batch: int, augment, balance: str, seed: int):
+def distributed_epoch(strategy, image_set, global_batch: int, augment, balance: str, seed: int, mix=None):
     """The epoch's training data, sharded by data over the replicas. The shuffle seed is `seed`, fixed per
     epoch, so a resumed run sees the same order as an uninterrupted one."""
     import tensorflow as tf
 
     from .data import make_dataset
 
-    dataset = make_dataset(image_set, global_batch, True, augment, balance, seed)
+    dataset = make_dataset(image_set, global_batch, True, augment, balance, seed, mix)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return strategy.experimental_distribute_dataset(dataset.with_options(options))
@@ -203,7 +203,7 @@ def fit_phase(model, config, phase: str, epochs: int, learning_rate: float, sets
     import keras
     import tensorflow as tf
 
-    from .augment import make_augmenter
+    from .augment import make_augmenter, make_mixer
     from .data import class_weights
     from .train import MONITOR, make_optimizer, set_trainable
 
@@ -238,7 +238,7 @@ def fit_phase(model, config, phase: str, epochs: int, learning_rate: float, sets
         log.info("Phase %s: resumed from the epoch-%d checkpoint (%s)", phase, done, manager.directory)
     writer = (tf.summary.create_file_writer(str(run_dir / "tensorboard" / phase))
               if is_chief and config.extra.get("tensorboard", True) else None)
-    augment = make_augmenter(config.augment, config.seed)
+    augment, mixer = make_augmenter(config.augment, config.seed), make_mixer(config.mix, config.seed)
     log.info("Phase %s (custom loop, %d replicas): %d epochs at lr %g, %d trainable layers, %d steps/epoch",
              phase, strategy.num_replicas_in_sync, epochs, learning_rate, trainable, steps)
 
@@ -250,7 +250,7 @@ def fit_phase(model, config, phase: str, epochs: int, learning_rate: float, sets
             optimizer.learning_rate.assign(plateau_rate(rows, learning_rate))
         epoch_start = time.perf_counter()
         iterator = iter(distributed_epoch(strategy, train_set, global_batch, augment, config.balance,
-                                          config.seed + epoch))
+                                          config.seed + epoch, mixer))
         totals = {"loss": 0.0, "seen": 0.0, "correct": 0.0, "weight": 0.0}
         hits, counts = np.zeros(num_classes), np.zeros(num_classes)
         for step in range(steps):

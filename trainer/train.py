@@ -199,7 +199,7 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
     """Compile for `phase` and fit; returns seconds spent. Skipped if the phase is marked done."""
     import keras
 
-    from .augment import make_augmenter
+    from .augment import make_augmenter, make_mixer
     from .callbacks import BalancedAccuracy
     from .loop import uses_custom_loop
 
@@ -213,7 +213,8 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
         return 0.0
     start = time.perf_counter()
     augment = make_augmenter(config.augment, config.seed)
-    train = make_dataset(sets["train"], global_batch, True, augment, config.balance, config.seed)
+    train = make_dataset(sets["train"], global_batch, True, augment, config.balance, config.seed,
+                         make_mixer(config.mix, config.seed))
     val = make_dataset(sets["val"], global_batch, False)
     steps = math.ceil(len(sets["train"]) / global_batch)
     weights = class_weights(sets["train"].labels, len(sets["train"].classes)) if config.balance == "class_weight" else None

@@ -63,3 +63,63 @@ def test_random_batches_stay_in_range_and_vary(batch):
     assert augment(batch, training=False) is batch
     assert abs(float(first.mean()) - float(batch.mean())) < 25.0, "colour jitter is small"
     assert make_augmenter("none") is None and isinstance(make_augmenter("fast_strong"), FusedAugment)
+
+
+def _one_hot_batch(batch):
+    """Each image its own class, so a mixed label says exactly which images (and how much) went in."""
+    return batch.astype(np.float32), np.eye(len(batch), dtype=np.float32)
+
+
+def test_mixup_image_is_the_label_weighted_sum_of_the_batch(batch):
+    from trainer.augment import make_mixer
+
+    images, labels = _one_hot_batch(batch)
+    mixed, soft = (t.numpy() for t in make_mixer("mixup", seed=3)(images, labels))
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(soft, labels), "nothing was mixed"
+    expected = np.einsum("ik,khwc->ihwc", soft, images)
+    np.testing.assert_allclose(mixed, expected, atol=0.05)
+
+
+def test_cutmix_pastes_a_patch_whose_area_is_the_label_weight(batch):
+    from trainer.augment import make_mixer
+
+    images, labels = _one_hot_batch(batch)
+    mixed, soft = (t.numpy() for t in make_mixer("cutmix", seed=5)(images, labels))
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-5)
+    pixels = images.shape[1] * images.shape[2]
+    pasted_any = False
+    for i in range(len(images)):
+        own = np.all(np.isclose(mixed[i], images[i], atol=1e-3), axis=-1)
+        others = [k for k in range(len(images)) if k != i and soft[i, k] > 0]
+        for k in others:
+            from_k = np.all(np.isclose(mixed[i], images[k], atol=1e-3), axis=-1) & ~own
+            assert abs(from_k.sum() / pixels - soft[i, k]) < 0.02, (i, k, from_k.sum() / pixels, soft[i, k])
+            pasted_any = True
+        if not others:
+            assert own.all()
+    assert pasted_any, "no patch was pasted in the whole batch"
+
+
+def test_make_mixer_none_and_unknown():
+    from trainer.augment import make_mixer
+
+    assert make_mixer("none") is None
+    with pytest.raises(ValueError, match="mixup"):
+        make_mixer("mosaic")
+
+
+@pytest.mark.parametrize("kind", ["mixup", "cutmix"])
+def test_training_pipeline_mixes_after_the_fused_augmenter(batch, kind):
+    """In tf.data the fused transform loses the static image size; CutMix needs it (a graph-only failure)."""
+    from trainer.augment import make_mixer
+    from trainer.data import ImageSet, make_dataset
+
+    images = batch.astype(np.uint8)
+    image_set = ImageSet(images, np.arange(len(images), dtype=np.int32), [str(i) for i in range(len(images))],
+                         [f"c{i}" for i in range(len(images))])
+    x, y = next(iter(make_dataset(image_set, len(images), True, make_augmenter("fast", 1), mix=make_mixer(kind, 2))))
+    assert tuple(x.shape) == images.shape
+    y = y.numpy()
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
+    assert ((y > 0) & (y < 1)).any(), "labels stayed one-hot: nothing was mixed"
