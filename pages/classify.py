@@ -35,7 +35,8 @@ def probability_chart(reading) -> alt.Chart:
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="probability"),
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability",
+                    axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1], labelFlush=True)),   # "100%" ends inside
             y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320, labelOverlap=False)),
             color=alt.Color("group:N", scale=alt.Scale(domain=["malignant or pre-malignant", "benign"],
                                                        range=["#c0392b", "#2e86c1"]),
