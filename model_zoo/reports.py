@@ -503,7 +503,12 @@ def split_counts(card: dict) -> list[dict]:
     """Images per split from card["trained_on"]["counts"]: rows Split / Images."""
     counts = (card.get("trained_on") or {}).get("counts") or {}
     names = {"train": "Training", "val": "Validation", "validation": "Validation", "test": "Test"}
-    return [{"Split": names.get(k, k), "Images": int(v)} for k, v in counts.items() if is_number(v)]
+    def name(key: str) -> str:
+        if key.startswith("train_of_which_"):          # extra training data from another dataset
+            return f"Training: of which from {key.removeprefix('train_of_which_')}"
+        return names.get(key, key)
+
+    return [{"Split": name(k), "Images": int(v)} for k, v in counts.items() if is_number(v)]
 
 
 def dataset_facts(dataset: str) -> dict:

@@ -54,6 +54,10 @@ def _train_parser(sub) -> None:
                    help="shades-of-grey colour constancy inside the model (mobilenet_v2, efficientnet_lite0, ...)")
     p.add_argument("--early-stopping-patience", type=int, default=6)
     p.add_argument("--include-label-conflicts", action="store_true", help="train on isic_9class images flagged label_conflict")
+    p.add_argument("--extra-train", choices=DATASETS,
+                   help="add this dataset's images to training, relabelled; lesions of the validation and test "
+                        "splits left out (isic_9class: ham10000)")
+    p.add_argument("--extra-per-class", type=int, help="at most N extra images per class")
     p.add_argument("--limit-per-class", type=int, help="use at most N images per class and split (quick runs)")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (fast on recent GPUs)")
     p.add_argument("--seed", type=int, default=42)
@@ -103,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--max-trials", type=int, default=10)
     p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--extra-train", choices=DATASETS,
+                   help="add this dataset's images to training, relabelled; lesions of the validation and test "
+                        "splits left out (isic_9class: ham10000)")
+    p.add_argument("--extra-per-class", type=int, help="at most N extra images per class")
     p.add_argument("--limit-per-class", type=int)
     p.add_argument("--directory", default="runs/tuner")
     p.add_argument("--sizes", default="128,160,192", help="comma-separated input sizes to try")

@@ -40,6 +40,8 @@ class TrainConfig:
     color_constancy: bool = False                 # shades-of-grey layer in front of the normalisation
     early_stopping_patience: int = 6
     include_label_conflicts: bool = False
+    extra_train: Optional[str] = None             # another dataset added to training, relabelled (data.EXTRA_SOURCES)
+    extra_per_class: Optional[int] = None         # cap on the extra images per class
     limit_per_class: Optional[int] = None         # small subsets for tests and quick runs
     mixed_precision: bool = False
     seed: int = 42

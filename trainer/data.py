@@ -32,6 +32,14 @@ HAM_VAL_FOLDS, HAM_TEST_FOLDS = (0, 1, 2), (3, 4, 5)
 DECODE_THREADS = 8
 
 
+# HAM10000 diagnosis -> isic_9class label, for using HAM10000 as extra 9-class training data. akiec is left out:
+# HAM10000 files actinic keratoses and intraepithelial carcinoma (Bowen's disease) together, and the 9-class set
+# splits them into "actinic keratosis" and "squamous cell carcinoma" (its HAM10000 akiec images go to both).
+HAM_TO_ISIC9 = {"mel": "melanoma", "nv": "nevus", "bcc": "basal cell carcinoma", "bkl": "pigmented benign keratosis",
+                "df": "dermatofibroma", "vasc": "vascular lesion"}
+EXTRA_SOURCES = {("isic_9class", "ham10000"): HAM_TO_ISIC9}
+
+
 class DataError(RuntimeError):
     """A missing or unusable data directory; the message tells the user what to do."""
 
@@ -150,6 +158,37 @@ def select(dataset: str, split: str, include_label_conflicts: bool = False, limi
     if limit_per_class:
         rows = rows.sample(frac=1.0, random_state=seed).groupby("label").head(limit_per_class)
     return rows.reset_index(drop=True)
+
+
+def extra_training_rows(dataset: str, source: str, per_class: Optional[int] = None, seed: int = SEED) -> pd.DataFrame:
+    """Images of `source` relabelled into `dataset`'s classes, safe to add to `dataset`'s training split.
+
+    Left out: classes without a clean counterpart (see HAM_TO_ISIC9), images that are themselves in `dataset`
+    (any split), and every image of a lesion that has an image in `dataset`'s validation or test split (or
+    was excluded there for leaking), so neither evaluation split holds a lesion seen in training.
+    `per_class` caps each class (a random sample), to keep the training time in hand.
+    """
+    mapping = EXTRA_SOURCES.get((dataset, source))
+    if mapping is None:
+        raise ValueError(f"No label mapping from {source!r} to {dataset!r}; known: "
+                         f"{', '.join(f'{s} -> {d}' for d, s in EXTRA_SOURCES)}")
+    target, extra = read_split(dataset), read_split(source)
+    held_out = set(target.loc[target["split"] != "train", "lesion_id"])
+    rows = extra[extra["label"].isin(mapping) & ~extra["image_id"].isin(set(target["image_id"]))
+                 & ~extra["lesion_id"].isin(held_out)].copy()
+    rows["label"] = rows["label"].map(mapping)
+    rows["split"] = "train"
+    if per_class:
+        rows = rows.sample(frac=1.0, random_state=seed).groupby("label").head(per_class)
+    return rows.sort_values(["label", "image_id"]).reset_index(drop=True)
+
+
+def concat_sets(first: "ImageSet", second: "ImageSet") -> "ImageSet":
+    """One ImageSet holding both (same classes and image size)."""
+    if first.classes != second.classes:
+        raise ValueError("Cannot join image sets with different classes")
+    return ImageSet(np.concatenate([first.images, second.images]), np.concatenate([first.labels, second.labels]),
+                    first.image_ids + second.image_ids, first.classes, first.skipped + second.skipped)
 
 
 @dataclass

@@ -20,8 +20,8 @@ import numpy as np
 
 from .architectures import backbone_layers, create_model, get_spec
 from .config import TrainConfig
-from .data import (ImageSet, class_names, class_weights, load_images, make_dataset, resolve_data_dir, select,
-                   split_file)
+from .data import (ImageSet, class_names, class_weights, concat_sets, extra_training_rows, load_images, make_dataset,
+                   resolve_data_dir, select, split_file)
 
 log = logging.getLogger(__name__)
 MONITOR = "val_balanced_accuracy"
@@ -189,6 +189,13 @@ def load_splits(config: TrainConfig, size: int):
     for split in ("train", "val", "test"):
         rows[split] = select(config.dataset, split, config.include_label_conflicts, config.limit_per_class, config.seed)
         sets[split] = load_images(config.dataset, rows[split], (size, size), data_dir, classes)
+    if config.extra_train:
+        extra = rows["train_extra"] = extra_training_rows(config.dataset, config.extra_train, config.extra_per_class,
+                                                          config.seed)
+        sets["train"] = concat_sets(sets["train"], load_images(config.extra_train, extra, (size, size), data_dir, classes))
+        log.info("%s train: + %d %s images (%s)", config.dataset, len(extra), config.extra_train,
+                 ", ".join(f"{k} {v}" for k, v in extra["label"].value_counts().sort_index().items()))
+    for split in sets:
         log.info("%s %s: %d images (%d unreadable, skipped)", config.dataset, split, len(sets[split]),
                  len(sets[split].skipped))
     return classes, sets, rows
@@ -305,6 +312,8 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
         paths = rows[split].set_index("image_id").loc[sets[split].image_ids, "path"].tolist()
         table += prediction_rows(split, sets[split].image_ids, paths, sets[split].labels, probabilities[key], classes)
     counts = {split: len(sets[split]) for split in sets}
+    if "train_extra" in rows:
+        counts[f"train_of_which_{config.extra_train}"] = len(rows["train_extra"])
     counts["skipped_unreadable"] = {split: [p for p, _ in sets[split].skipped] for split in sets if sets[split].skipped}
     card = build_card(config, classes, size, pretrained, info.as_dict(), timing, metrics, counts,
                       str(split_file(config.dataset).relative_to(split_file(config.dataset).parents[2])))

@@ -87,3 +87,26 @@ def test_corrupt_image_is_skipped_and_reported(tmp_path, data_dir):
     assert len(loaded) == 2
     assert [p for p, _ in loaded.skipped] == [rows["path"].iloc[1]]
     assert "damaged" in loaded.skipped[0][1]
+
+
+def test_ham10000_extra_training_rows_hold_no_9class_evaluation_lesion(data_dir):
+    """Checked against the overlap file itself, not the split's own lesion column."""
+    extra = data.extra_training_rows("isic_9class", "ham10000")
+    overlap = pd.read_csv(data_dir / "isic_9class_vs_ham10000_overlap.csv")
+    nine = data.read_split("isic_9class")
+    evaluated = set(nine.loc[nine["split"].isin(["val", "test"]), "image_id"])
+    held_out_lesions = set(overlap.loc[overlap["isic_id"].isin(evaluated), "ham10000_lesion_id"])
+    assert held_out_lesions, "the overlap file should link some 9-class val/test images to HAM10000 lesions"
+    assert not set(extra["lesion_id"]) & held_out_lesions
+    assert not set(extra["image_id"]) & set(nine["image_id"])
+    assert set(extra["label"]) <= set(data.class_names("isic_9class"))
+    ham = data.read_split("ham10000").set_index("image_id")
+    assert "akiec" not in set(ham.loc[extra["image_id"], "label"])          # AK and Bowen's are not separable
+    assert (extra["split"] == "train").all() and len(extra) > 5000
+
+
+def test_extra_training_rows_cap_and_unknown_pair():
+    capped = data.extra_training_rows("isic_9class", "ham10000", per_class=50)
+    assert capped["label"].value_counts().max() == 50
+    with pytest.raises(ValueError, match="No label mapping"):
+        data.extra_training_rows("ham10000", "isic_9class")
