@@ -37,7 +37,12 @@ DECODE_THREADS = 8
 # splits them into "actinic keratosis" and "squamous cell carcinoma" (its HAM10000 akiec images go to both).
 HAM_TO_ISIC9 = {"mel": "melanoma", "nv": "nevus", "bcc": "basal cell carcinoma", "bkl": "pigmented benign keratosis",
                 "df": "dermatofibroma", "vasc": "vascular lesion"}
-EXTRA_SOURCES = {("isic_9class", "ham10000"): HAM_TO_ISIC9}
+# isic_9class label -> HAM10000 diagnosis, the other way. Left out: seborrheic keratosis (every one of its images
+# was also filed as melanoma, see the data's SOURCE.md) and squamous cell carcinoma (invasive SCC is not akiec).
+# In practice this adds the 9-class set's own melanoma and nevus images (ISIC_00000xx-005xx), none from HAM10000.
+ISIC9_TO_HAM = {"melanoma": "mel", "nevus": "nv", "basal cell carcinoma": "bcc", "pigmented benign keratosis": "bkl",
+                "dermatofibroma": "df", "vascular lesion": "vasc", "actinic keratosis": "akiec"}
+EXTRA_SOURCES = {("isic_9class", "ham10000"): HAM_TO_ISIC9, ("ham10000", "isic_9class"): ISIC9_TO_HAM}
 
 
 class DataError(RuntimeError):
@@ -163,9 +168,10 @@ def select(dataset: str, split: str, include_label_conflicts: bool = False, limi
 def extra_training_rows(dataset: str, source: str, per_class: Optional[int] = None, seed: int = SEED) -> pd.DataFrame:
     """Images of `source` relabelled into `dataset`'s classes, safe to add to `dataset`'s training split.
 
-    Left out: classes without a clean counterpart (see HAM_TO_ISIC9), images that are themselves in `dataset`
-    (any split), and every image of a lesion that has an image in `dataset`'s validation or test split (or
-    was excluded there for leaking), so neither evaluation split holds a lesion seen in training.
+    Left out: classes without a clean counterpart (see the mappings above), images with a label conflict,
+    images that are themselves in `dataset` (any split), and every image of a lesion that has an image in
+    `dataset`'s validation or test split (or was excluded there for leaking), so neither evaluation split
+    holds a lesion seen in training.
     `per_class` caps each class (a random sample), to keep the training time in hand.
     """
     mapping = EXTRA_SOURCES.get((dataset, source))
@@ -174,8 +180,8 @@ def extra_training_rows(dataset: str, source: str, per_class: Optional[int] = No
                          f"{', '.join(f'{s} -> {d}' for d, s in EXTRA_SOURCES)}")
     target, extra = read_split(dataset), read_split(source)
     held_out = set(target.loc[target["split"] != "train", "lesion_id"])
-    rows = extra[extra["label"].isin(mapping) & ~extra["image_id"].isin(set(target["image_id"]))
-                 & ~extra["lesion_id"].isin(held_out)].copy()
+    rows = extra[extra["label"].isin(mapping) & (extra["label_conflict"] == 0)
+                 & ~extra["image_id"].isin(set(target["image_id"])) & ~extra["lesion_id"].isin(held_out)].copy()
     rows["label"] = rows["label"].map(mapping)
     rows["split"] = "train"
     if per_class:

@@ -109,4 +109,14 @@ def test_extra_training_rows_cap_and_unknown_pair():
     capped = data.extra_training_rows("isic_9class", "ham10000", per_class=50)
     assert capped["label"].value_counts().max() == 50
     with pytest.raises(ValueError, match="No label mapping"):
-        data.extra_training_rows("ham10000", "isic_9class")
+        data.extra_training_rows("ham10000", "ham10000")
+
+
+def test_isic_9class_extra_rows_for_ham10000_add_no_ham10000_image():
+    extra = data.extra_training_rows("ham10000", "isic_9class")
+    ham = data.read_split("ham10000")
+    assert not set(extra["image_id"]) & set(ham["image_id"])           # the 1437 shared images stay out
+    nine = data.read_split("isic_9class").set_index("image_id").loc[extra["image_id"]]
+    assert not {"seborrheic keratosis", "squamous cell carcinoma"} & set(nine["label"])
+    assert (nine["label_conflict"] == 0).all()
+    assert set(extra["label"]) <= set(data.class_names("ham10000")) and (extra["label"] == "mel").sum() > 300
