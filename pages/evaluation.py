@@ -402,7 +402,7 @@ def subgroups_ui(card: dict, all_metrics: dict) -> None:
                 + ("" if card["dataset"] != "ham10000" else f"; compute them with `python -m trainer subgroups {card['id']}`")
                 + ".")
         return
-    st.caption(f"Test images only. Groups with fewer than 30 images are marked 'small': their figures are unreliable "
+    st.caption("Test images only. Groups with fewer than 30 images are marked 'small': their figures are unreliable "
                "(see the intervals). HAM10000 comes mostly from fair-skinned patients in Austria and Australia, "
                "so skin types outside that range are not represented at all.")
     for column, title in reports.SUBGROUP_COLUMNS.items():

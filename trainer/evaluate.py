@@ -35,8 +35,6 @@ def evaluate_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Opti
                    n_bootstrap: int = 1000) -> dict:
     """Re-evaluate a zoo model on its dataset's validation and test splits; rewrites its metrics.json,
     predictions.csv and the card's headline, atomically."""
-    import json
-
     import model_zoo
     from model_zoo import store
 
