@@ -41,10 +41,10 @@ def probability_chart(reading) -> alt.Chart:
             color=alt.Color("group:N", scale=alt.Scale(domain=["malignant or pre-malignant", "benign"],
                                                        range=["#c0392b", "#2e86c1"]),
                             # one entry per line: side by side, the second was cut off at the chart's edge
-                            legend=alt.Legend(orient="bottom", direction="vertical", title=None, labelLimit=320)),
+                            legend=alt.Legend(orient="bottom", direction="vertical", title=None, labelLimit=320, offset=8)),
             tooltip=["class", alt.Tooltip("probability:Q", format=".1%"), "group"],
         )
-        .properties(height=32 * len(frame) + 40)
+        .properties(height=alt.Step(24))        # 24 px per class; the axis and legend are added below
     )
 
 
