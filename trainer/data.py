@@ -39,7 +39,7 @@ HAM_TO_ISIC9 = {"mel": "melanoma", "nv": "nevus", "bcc": "basal cell carcinoma",
                 "df": "dermatofibroma", "vasc": "vascular lesion"}
 # isic_9class label -> HAM10000 diagnosis, the other way. Left out: seborrheic keratosis (every one of its images
 # was also filed as melanoma, see the data's SOURCE.md) and squamous cell carcinoma (invasive SCC is not akiec).
-# In practice this adds the 9-class set's own melanoma and nevus images (ISIC_00000xx-005xx), none from HAM10000.
+# In practice this adds the 9-class set's own melanoma and nevus images (older ISIC archive ids), none from HAM10000.
 ISIC9_TO_HAM = {"melanoma": "mel", "nevus": "nv", "basal cell carcinoma": "bcc", "pigmented benign keratosis": "bkl",
                 "dermatofibroma": "df", "vascular lesion": "vasc", "actinic keratosis": "akiec"}
 EXTRA_SOURCES = {("isic_9class", "ham10000"): HAM_TO_ISIC9, ("ham10000", "isic_9class"): ISIC9_TO_HAM}
