@@ -107,10 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--max-trials", type=int, default=10)
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--extra-train", choices=DATASETS,
-                   help="add this dataset's images to training, relabelled; lesions of the validation and test "
-                        "splits left out (isic_9class: ham10000)")
-    p.add_argument("--extra-per-class", type=int, help="at most N extra images per class")
     p.add_argument("--limit-per-class", type=int)
     p.add_argument("--directory", default="runs/tuner")
     p.add_argument("--sizes", default="128,160,192", help="comma-separated input sizes to try")
