@@ -101,6 +101,9 @@ def make_augmenter(strength: str = "default", seed: int = 42):
     if strength == "none":
         return None
     if strength.startswith("fast"):
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(f"--augment {strength} is built from TensorFlow ops; on the {keras.backend.backend()} "
+                             "backend use light, default or strong (the same transforms and ranges, as Keras layers)")
         return FusedAugment(SCALES[strength.partition("_")[2] or "default"], seed)
     r = _ranges(SCALES[strength])
     return keras.Sequential(

@@ -31,8 +31,8 @@ class BalancedAccuracy(keras.metrics.Metric):
         return ops.divide_no_nan(ops.sum(recall * seen), ops.sum(seen))
 
     def reset_state(self):
-        self.hits.assign(ops.zeros_like(self.hits))
-        self.counts.assign(ops.zeros_like(self.counts))
+        self.hits.assign(ops.zeros((self.num_classes,)))
+        self.counts.assign(ops.zeros((self.num_classes,)))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
@@ -60,3 +60,23 @@ class PhaseMarker(keras.callbacks.Callback):
         if not getattr(self.model, "stop_training_interrupted", False):
             self.path.write_text(json.dumps({"phase": self.phase, "done": True}))
 
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training when the next epoch would end after `deadline` (a time.time() value).
+
+    The phase then ends like an early stop: its best weights and its 'done' marker are kept, so
+    a run on a rented machine ends usable rather than killed half-way.
+    """
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline = deadline
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.time()
+        if now + (now - self._start) > self.deadline:
+            self.model.stop_training = True

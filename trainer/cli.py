@@ -60,6 +60,11 @@ def _train_parser(sub) -> None:
     p.add_argument("--extra-per-class", type=int, help="at most N extra images per class")
     p.add_argument("--limit-per-class", type=int, help="use at most N images per class and split (quick runs)")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (fast on recent GPUs)")
+    p.add_argument("--fit-only", action="store_true",
+                   help="fit and keep the best weights in --run-dir, but do not evaluate or publish (implied on "
+                        "Keras' jax/torch backend): finish with the same command plus --resume where TensorFlow is")
+    p.add_argument("--max-minutes", type=float,
+                   help="stop training cleanly (best weights kept) before this many minutes are spent")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--set-default", action="store_true", help="make this the app's default model")

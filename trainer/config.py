@@ -44,6 +44,8 @@ class TrainConfig:
     extra_per_class: Optional[int] = None         # cap on the extra images per class
     limit_per_class: Optional[int] = None         # small subsets for tests and quick runs
     mixed_precision: bool = False
+    fit_only: bool = False                        # fit and checkpoint; evaluate and publish later with resume
+    max_minutes: Optional[float] = None           # stop cleanly, best weights kept, before this much time is spent
     seed: int = 42
     resume: bool = False
     set_default: bool = False

@@ -257,8 +257,15 @@ def make_dataset(image_set: ImageSet, batch_size: int, training: bool, augment=N
     -> mix (MixUp / CutMix, see augment.make_mixer) -> prefetch.
 
     With balance="sampling", each class is drawn equally often (an infinite
-    stream; pass steps_per_epoch to fit).
+    stream; pass steps_per_epoch to fit). On Keras' JAX or PyTorch backend the same steps run as a
+    keras.utils.PyDataset instead (batches.ArrayBatches), without TensorFlow.
     """
+    from .distribute import backend_name
+
+    if backend_name() != "tensorflow":
+        from .batches import ArrayBatches
+
+        return ArrayBatches(image_set, batch_size, training, augment, balance, seed, mix)
     import tensorflow as tf
 
     autotune = tf.data.AUTOTUNE

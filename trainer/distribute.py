@@ -6,9 +6,13 @@
 - $DERMLAB_LOGICAL_CPUS=N  -> MirroredStrategy over N logical CPU devices (to exercise the
                               several-device path on a machine without GPUs; tests use it)
 - otherwise                -> the default strategy (one GPU if present, else CPU)
+
+On Keras' JAX or PyTorch backend (KERAS_BACKEND=jax|torch, for GPU machines that have one of
+those but no TensorFlow) there is no tf.distribute: one device, `SingleDevice` below.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +33,7 @@ class StrategyInfo:
     task: str
     mixed_precision: bool
     hardware: str
+    backend: str = "tensorflow"
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -68,6 +73,54 @@ def hardware_summary() -> str:
 LOGICAL_CPUS_ENV = "DERMLAB_LOGICAL_CPUS"
 
 
+def backend_name() -> str:
+    """Keras' backend: "tensorflow" (the default), "jax" or "torch" (set by $KERAS_BACKEND)."""
+    import keras
+
+    return keras.backend.backend()
+
+
+class SingleDevice:
+    """The stand-in for tf.distribute's default strategy on the JAX and PyTorch backends: one device,
+    no wrapping (Model.fit places the work on the first GPU itself)."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+def _backend_devices(backend: str) -> tuple[list[str], str]:
+    """(device names, hardware summary) as the JAX or PyTorch backend sees them (CPU for any other)."""
+    names, gpus = ["cpu:0"], []
+    if backend == "jax":
+        import jax
+
+        gpus = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+        names = [f"{d.platform}:{d.id}" for d in jax.devices()]
+    elif backend == "torch":
+        import torch
+
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        names = [f"cuda:{i}" for i in range(len(gpus))] or names
+    where = (f"{len(gpus)} x GPU ({', '.join(sorted(set(gpus)))}); {os.cpu_count()} CPU cores" if gpus
+             else f"{os.cpu_count()} CPU cores ({_cpu_name()}), no GPU")
+    return names, f"{where}; Keras {backend} backend"
+
+
+def _single_device_strategy(mixed_precision: bool, backend: str):
+    """(SingleDevice, StrategyInfo) for a non-TensorFlow backend; refuses the tf.distribute settings."""
+    if os.environ.get("TF_CONFIG") or int(os.environ.get(LOGICAL_CPUS_ENV, "0") or 0) > 1:
+        raise ValueError(f"TF_CONFIG and ${LOGICAL_CPUS_ENV} need tf.distribute, which the {backend} backend "
+                         "lacks; unset KERAS_BACKEND to train on several devices with TensorFlow.")
+    set_mixed_precision(mixed_precision)
+    devices, hardware = _backend_devices(backend)
+    info = StrategyInfo(strategy="SingleDevice", devices=devices[:1], num_replicas=1, is_chief=True, task="single",
+                        mixed_precision=bool(mixed_precision), hardware=hardware, backend=backend)
+    log.info("One device (%s) on %s", devices[0], hardware)
+    return SingleDevice(), info
+
+
 def split_cpu(count: int) -> None:
     """Split the physical CPU into `count` logical devices; must run before TensorFlow uses any device."""
     import tensorflow as tf
@@ -79,6 +132,9 @@ def split_cpu(count: int) -> None:
 
 def get_strategy(mixed_precision: bool = False):
     """Choose the tf.distribute strategy for this process; returns (strategy, StrategyInfo)."""
+    backend = backend_name()
+    if backend != "tensorflow":
+        return _single_device_strategy(mixed_precision, backend)
     import tensorflow as tf
 
     logical_cpus = int(os.environ.get(LOGICAL_CPUS_ENV, "0") or 0)

@@ -79,6 +79,8 @@ def build_card(config: TrainConfig, classes: list[str], input_size: int, pretrai
             "seconds": round(timing.get("total", 0.0), 1),
             "phases": timing.get("phases", {}),
             "hardware": strategy.get("hardware"),
+            **({"evaluated_on": strategy["evaluated_on"]} if strategy.get("evaluated_on") else {}),
+            "backend": strategy.get("backend", "tensorflow"),
             "strategy": strategy.get("strategy"),
             "devices": strategy.get("devices"),
             "num_replicas": strategy.get("num_replicas"),

@@ -47,6 +47,10 @@ PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_LR = 0.3, 2, 1e-6  # as ReduceLROn
 
 def uses_custom_loop(strategy) -> bool:
     """True under MultiWorkerMirroredStrategy (Model.fit fails there), or when $DERMLAB_CUSTOM_LOOP=1."""
+    from .distribute import SingleDevice
+
+    if isinstance(strategy, SingleDevice):      # JAX / PyTorch backend: Model.fit, no tf.distribute
+        return False
     import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or os.environ.get(CUSTOM_LOOP_ENV) == "1"

@@ -11,8 +11,10 @@ import csv
 import json
 import logging
 import math
+import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 MONITOR = "val_balanced_accuracy"
 BEST_WEIGHTS = "best.weights.h5"
 BEST_STATE = "best.json"
+FIT_RECORD = "fit.json"
+SPLITS = ("train", "val", "test")
 
 
 # ---------------------------------------------------------------- pieces
@@ -96,7 +100,11 @@ def make_optimizer(config: TrainConfig, learning_rate: float, steps_per_epoch: i
 
 
 class BestWeights:
-    """Best-on-validation weights shared by all phases; survives --resume via best.json."""
+    """Best-on-validation weights shared by all phases; survives --resume via best.json.
+
+    Only the model's weights are kept, not the optimizer's state (a third of the size, which matters
+    when a run is fitted on a rented GPU and copied back): every use of them builds a new optimizer.
+    """
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / BEST_WEIGHTS
@@ -105,9 +113,24 @@ class BestWeights:
 
     def save(self, model, value: float, phase: str, epoch: int) -> None:
         """Keep `model`'s weights as the best so far (`epoch` counts from 1 within `phase`)."""
+        import h5py
+
         model.save_weights(self.path)
+        slim = self.path.with_name("best.slim.weights.h5")
+        with h5py.File(self.path) as source, h5py.File(slim, "w") as target:
+            for key in source:
+                if key != "optimizer":
+                    source.copy(source[key], target, name=key)
+            target.attrs.update(source.attrs)
+        os.replace(slim, self.path)
         self.state = {"value": value, "phase": phase, "epoch": epoch}
         self.state_path.write_text(json.dumps(self.state))
+
+    def load_into(self, model) -> None:
+        """Set `model`'s weights to the best ones (a compiled model keeps its own optimizer state)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(self.path)
 
     def callback(self, phase: str):
         import keras
@@ -125,11 +148,13 @@ class BestWeights:
         return _Save()
 
 
-def make_callbacks(config: TrainConfig, run_dir: Path, phase: str, best: BestWeights, is_chief: bool) -> list:
-    """Checkpoint, resume backup, LR schedule, early stopping, CSV history, TensorBoard, timing."""
+def make_callbacks(config: TrainConfig, run_dir: Path, phase: str, best: BestWeights, is_chief: bool,
+                   deadline: Optional[float] = None) -> list:
+    """Checkpoint, resume backup, LR schedule, early stopping, CSV history, TensorBoard, timing, time budget."""
     import keras
 
-    from .callbacks import EpochTimer, PhaseMarker
+    from .callbacks import EpochTimer, PhaseMarker, TimeBudget
+    from .distribute import backend_name
 
     callbacks = [
         EpochTimer(),
@@ -142,9 +167,37 @@ def make_callbacks(config: TrainConfig, run_dir: Path, phase: str, best: BestWei
     ]
     if config.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=2, min_lr=1e-6))
-    if is_chief and config.extra.get("tensorboard", True):
+    if is_chief and config.extra.get("tensorboard", True) and backend_name() == "tensorflow":
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), profile_batch=0))
+    if deadline is not None:
+        callbacks.append(TimeBudget(deadline))
     return callbacks
+
+
+def record_phase(run_dir: Path, phase: str, seconds: float, info) -> None:
+    """Note in fit.json where and how long `phase` trained, so a run fitted on one machine and
+    published on another (--fit-only, then --resume) still says on its card where it was trained."""
+    path = run_dir / FIT_RECORD
+    record = json.loads(path.read_text()) if path.is_file() else {"phases": {}}
+    previous = record["phases"].get(phase, {}).get("seconds", 0.0)
+    record["phases"][phase] = {"seconds": round(previous + seconds, 1), **info.as_dict()}
+    path.write_text(json.dumps(record, indent=2))
+
+
+def fitted_on(run_dir: Path, info) -> tuple[dict, dict]:
+    """(seconds per phase, strategy fields for the card) from fit.json; this process's `info` where
+    fit.json says nothing. Hardware names every machine that trained a phase."""
+    path = run_dir / FIT_RECORD
+    phases = json.loads(path.read_text())["phases"] if path.is_file() else {}
+    strategy = info.as_dict()
+    if phases:
+        last = list(phases.values())[-1]
+        strategy.update({k: last[k] for k in ("strategy", "devices", "num_replicas", "backend") if k in last})
+        machines = list(dict.fromkeys(p["hardware"] for p in phases.values()))
+        strategy["hardware"] = "; then ".join(machines)
+        if info.hardware not in machines:
+            strategy["evaluated_on"] = info.hardware
+    return {p: v["seconds"] for p, v in phases.items()}, strategy
 
 
 def merge_history(run_dir: Path, phases: list[str]) -> Path:
@@ -181,12 +234,12 @@ def predict_set(model, image_set: ImageSet, batch_size: int = 64) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the run
-def load_splits(config: TrainConfig, size: int):
-    """Decode train / val / test once at `size` (the app's exact preprocessing)."""
+def load_splits(config: TrainConfig, size: int, splits: tuple[str, ...] = SPLITS):
+    """Decode `splits` once at `size` (the app's exact preprocessing)."""
     data_dir = resolve_data_dir(config.data_dir)
     classes = class_names(config.dataset)
     sets, rows = {}, {}
-    for split in ("train", "val", "test"):
+    for split in splits:
         rows[split] = select(config.dataset, split, config.include_label_conflicts, config.limit_per_class, config.seed)
         sets[split] = load_images(config.dataset, rows[split], (size, size), data_dir, classes)
     if config.extra_train:
@@ -202,8 +255,9 @@ def load_splits(config: TrainConfig, size: int):
 
 
 def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate: float, sets, run_dir: Path,
-              best: BestWeights, is_chief: bool, global_batch: int, strategy) -> float:
-    """Compile for `phase` and fit; returns seconds spent. Skipped if the phase is marked done."""
+              best: BestWeights, is_chief: bool, global_batch: int, strategy, deadline: Optional[float] = None) -> float:
+    """Compile for `phase` and fit; returns seconds spent. Skipped if the phase is marked done, or
+    marked done unfitted if the time budget (`deadline`) is already spent."""
     import keras
 
     from .augment import make_augmenter, make_mixer
@@ -217,6 +271,10 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
                                 global_batch, strategy)
     if (run_dir / f"phase_{phase}.done").is_file():
         log.info("Phase %s already finished; skipping (resume).", phase)
+        return 0.0
+    if deadline is not None and time.time() >= deadline:
+        log.warning("Time budget spent; phase %s not trained.", phase)
+        (run_dir / f"phase_{phase}.done").write_text(json.dumps({"phase": phase, "done": True, "skipped": "time budget"}))
         return 0.0
     start = time.perf_counter()
     augment = make_augmenter(config.augment, config.seed)
@@ -235,7 +293,7 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
     log.info("Phase %s: %d epochs at lr %g, %d trainable layers, %d steps/epoch", phase, epochs, learning_rate,
              trainable, steps)
     model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps if config.balance == "sampling" else None,
-              class_weight=weights, callbacks=make_callbacks(config, run_dir, phase, best, is_chief),
+              class_weight=weights, callbacks=make_callbacks(config, run_dir, phase, best, is_chief, deadline),
               verbose=config.verbose)
     return time.perf_counter() - start
 
@@ -272,7 +330,8 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config.as_dict(), indent=2))
 
-    classes, sets, rows = load_splits(config, size)
+    fit_only = config.fit_only or info.backend != "tensorflow"    # evaluation and export use TensorFlow
+    classes, sets, rows = load_splits(config, size, ("train", "val") if fit_only else SPLITS)
     weights, pretrained = resolve_weights(config, spec)
     global_batch = config.batch_size * info.num_replicas
     with strategy.scope():
@@ -283,18 +342,25 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
               if weights else [("full", config.epochs, config.learning_rate)])
     phases = [p for p in phases if p[1] > 0]
     best = BestWeights(run_dir)
-    timing = {"phases": {}}
-    start = time.perf_counter()
+    deadline = time.time() + 60.0 * config.max_minutes if config.max_minutes else None
     for phase, epochs, learning_rate in phases:
         if phase == "finetune" and best.path.is_file():
-            model.load_weights(best.path)        # fine-tune from the best head, not the last
-        timing["phases"][phase] = round(fit_phase(model, config, phase, epochs, learning_rate, sets, run_dir, best,
-                                                  info.is_chief, global_batch, strategy), 1)
-    timing["total"] = time.perf_counter() - start + float(config.extra.get("previous_seconds", 0.0))
-    if best.path.is_file():
-        model.load_weights(best.path)
+            best.load_into(model)                # fine-tune from the best head, not the last
+        seconds = fit_phase(model, config, phase, epochs, learning_rate, sets, run_dir, best, info.is_chief,
+                            global_batch, strategy, deadline)
+        if seconds and info.is_chief:
+            record_phase(run_dir, phase, seconds, info)
     log.info("Best %s %.4f (phase %s, epoch %s)", MONITOR, best.state.get("value", -1), best.state.get("phase"),
              best.state.get("epoch"))
+    if fit_only:
+        log.info("Fitted on %s; the best weights are in %s. Evaluate and publish on a machine with TensorFlow: "
+                 "the same command plus --resume (the test split was not loaded here).", info.hardware, run_dir)
+        return None
+    if best.path.is_file():
+        best.load_into(model)
+    phase_seconds, fitted = fitted_on(run_dir, info)
+    timing = {"phases": phase_seconds,
+              "total": sum(phase_seconds.values()) + float(config.extra.get("previous_seconds", 0.0))}
     if not info.is_chief:       # evaluation and publishing are the chief's; collectives are over by now
         log.info("Worker %s finished; the chief publishes the model.", info.task)
         return None
@@ -315,7 +381,7 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
     if "train_extra" in rows:
         counts[f"train_of_which_{config.extra_train}"] = len(rows["train_extra"])
     counts["skipped_unreadable"] = {split: [p for p, _ in sets[split].skipped] for split in sets if sets[split].skipped}
-    card = build_card(config, classes, size, pretrained, info.as_dict(), timing, metrics, counts,
+    card = build_card(config, classes, size, pretrained, fitted, timing, metrics, counts,
                       str(split_file(config.dataset).relative_to(split_file(config.dataset).parents[2])))
     card.update(card_summary(metrics["calibration"]))
     history = merge_history(run_dir, [p[0] for p in phases])
