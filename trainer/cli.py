@@ -64,7 +64,8 @@ def _train_parser(sub) -> None:
                    help="fit and keep the best weights in --run-dir, but do not evaluate or publish (implied on "
                         "Keras' jax/torch backend): finish with the same command plus --resume where TensorFlow is")
     p.add_argument("--max-minutes", type=float,
-                   help="stop training cleanly (best weights kept) before this many minutes are spent")
+                   help="stop training cleanly (best weights kept) before this many minutes are spent "
+                        "(Model.fit runs; not the multi-worker loop)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--set-default", action="store_true", help="make this the app's default model")
