@@ -448,6 +448,8 @@ def card_details(card: dict) -> list[dict]:
         ("Training time", human_seconds(training.get("seconds")) + (f" ({phase_text})" if phase_text else "")
          if is_number(training.get("seconds")) else None),
         ("Hardware", training.get("hardware")),
+        ("Keras backend", training.get("backend")),
+        ("Evaluated on", training.get("evaluated_on")),
         ("Distribution strategy", training.get("strategy")),
         ("Trained on (date)", (card.get("trained_on") or {}).get("date")),
         ("Model file size", human_bytes(card.get("size_bytes")) if is_number(card.get("size_bytes")) else None),

@@ -196,7 +196,11 @@ def test_card_details_and_training_summary():
     assert details["Model file size"] == "9.1 MB"
     assert "fine-tuning" in details["Training time"]
     assert details["Hardware"] == "2 CPU cores, no GPU"
-    assert details["Served by"].startswith("Keras")
+    assert details["Served by"].startswith("Keras") and "Evaluated on" not in details
+    gpu = {**card, "training": {**card["training"], "hardware": "1 x GPU (NVIDIA H200); Keras jax backend",
+                                "backend": "jax", "evaluated_on": "2 CPU cores, no GPU"}}
+    gpu_details = {r["Field"]: r["Value"] for r in reports.card_details(gpu)}
+    assert gpu_details["Keras backend"] == "jax" and gpu_details["Evaluated on"] == "2 CPU cores, no GPU"
     exported = {r["Field"]: r["Value"] for r in reports.card_details(
         {**card, "litert": {"file": "model.tflite", "size_bytes": 9_000_000, "max_probability_diff": 2e-6,
                             "checked_on": "16 validation images", "cam_outputs": ["cam_0"]}})}
