@@ -49,17 +49,26 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
-class PhaseMarker(keras.callbacks.Callback):
-    """Writes a small JSON file when a training phase ends, so --resume can skip finished phases."""
+def phase_marker(run_dir: Path, phase: str) -> Path:
+    """Where a finished phase leaves its marker; --resume skips phases that have one."""
+    return Path(run_dir) / f"phase_{phase}.done"
 
-    def __init__(self, path: Path, phase: str):
+
+def mark_phase_done(run_dir: Path, phase: str, **details) -> None:
+    """Writes the phase's marker (the one format every training loop uses); `details` say why, if unusual."""
+    phase_marker(run_dir, phase).write_text(json.dumps({"phase": phase, "done": True, **details}))
+
+
+class PhaseMarker(keras.callbacks.Callback):
+    """Marks the phase done when `fit` ends normally, so --resume can skip finished phases."""
+
+    def __init__(self, run_dir: Path, phase: str):
         super().__init__()
-        self.path, self.phase = Path(path), phase
+        self.run_dir, self.phase = Path(run_dir), phase
 
     def on_train_end(self, logs=None):
         if not getattr(self.model, "stop_training_interrupted", False):
-            self.path.write_text(json.dumps({"phase": self.phase, "done": True}))
-
+            mark_phase_done(self.run_dir, self.phase)
 
 
 class TimeBudget(keras.callbacks.Callback):

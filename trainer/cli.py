@@ -43,6 +43,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--loss", choices=("crossentropy", "focal"), default="crossentropy",
+                   help="focal: Keras' categorical focal loss, which down-weights images the model already gets right")
+    p.add_argument("--focal-gamma", type=float, default=2.0, help="focal loss focusing parameter (0 = cross-entropy)")
     p.add_argument("--dropout", type=float)
     p.add_argument("--dense-units", type=int)
     p.add_argument("--augment", choices=("none", "fast", "fast_light", "fast_strong", "light", "default", "strong"),

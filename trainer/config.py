@@ -32,6 +32,8 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
+    loss: str = "crossentropy"                    # crossentropy, focal (down-weights easy images)
+    focal_gamma: float = 2.0                      # focal loss focusing parameter (0 = cross-entropy)
     dropout: Optional[float] = None
     dense_units: Optional[int] = None
     augment: str = "fast"                         # none, fast[_light|_strong] (fused), light, default, strong (Keras layers)

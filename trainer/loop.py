@@ -208,8 +208,9 @@ def fit_phase(model, config, phase: str, epochs: int, learning_rate: float, sets
     import tensorflow as tf
 
     from .augment import make_augmenter, make_mixer
+    from .callbacks import mark_phase_done
     from .data import class_weights
-    from .train import MONITOR, make_optimizer, set_trainable
+    from .train import MONITOR, make_loss, make_optimizer, set_trainable
 
     start = time.perf_counter()
     train_set = sets["train"]
@@ -223,7 +224,7 @@ def fit_phase(model, config, phase: str, epochs: int, learning_rate: float, sets
         if keras.mixed_precision.global_policy().name == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
-    loss_fn = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing, reduction=None)
+    loss_fn = make_loss(config, reduction=None)
     train_step = make_train_step(model, optimizer, loss_fn, strategy, class_table, num_classes)
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)   # traced once per phase
 
@@ -286,5 +287,5 @@ def fit_phase(model, config, phase: str, epochs: int, learning_rate: float, sets
                     tf.summary.scalar(name, value)
         log.info("Phase %s epoch %d/%d: %s", phase, epoch + 1, epochs,
                  ", ".join(f"{k} {v:.4f}" for k, v in logs.items()))
-    (run_dir / f"phase_{phase}.done").write_text(json.dumps({"phase": phase, "done": True}))
+    mark_phase_done(run_dir, phase)
     return time.perf_counter() - start

@@ -83,6 +83,19 @@ def set_trainable(model, phase: str, fine_tune_fraction: float) -> int:
     return sum(1 for layer in model.layers if layer.trainable and layer.weights)
 
 
+def make_loss(config: TrainConfig, reduction: Optional[str] = "sum_over_batch_size"):
+    """The training loss on the model's probabilities. Focal loss (Lin et al. 2017) keeps alpha at 1:
+    class balance comes from --balance, so the two levers can be measured apart."""
+    import keras
+
+    if config.loss == "focal":
+        return keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=config.focal_gamma,
+                                                         label_smoothing=config.label_smoothing, reduction=reduction)
+    if config.loss != "crossentropy":
+        raise ValueError(f"unknown loss {config.loss!r}: use 'crossentropy' or 'focal'")
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing, reduction=reduction)
+
+
 def make_optimizer(config: TrainConfig, learning_rate: float, steps_per_epoch: int, epochs: int):
     """AdamW with cosine decay and linear warm-up, or a constant rate for ReduceLROnPlateau."""
     import keras
@@ -163,7 +176,7 @@ def make_callbacks(config: TrainConfig, run_dir: Path, phase: str, best: BestWei
         keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=config.early_stopping_patience,
                                       restore_best_weights=False),
         keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv"), append=True),
-        PhaseMarker(run_dir / f"phase_{phase}.done", phase),
+        PhaseMarker(run_dir, phase),
     ]
     if config.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=2, min_lr=1e-6))
@@ -261,7 +274,7 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
     import keras
 
     from .augment import make_augmenter, make_mixer
-    from .callbacks import BalancedAccuracy
+    from .callbacks import BalancedAccuracy, mark_phase_done, phase_marker
     from .loop import uses_custom_loop
 
     if uses_custom_loop(strategy):         # MultiWorkerMirroredStrategy: Model.fit cannot run there
@@ -269,12 +282,12 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
 
         return fit_phase_custom(model, config, phase, epochs, learning_rate, sets, run_dir, best, is_chief,
                                 global_batch, strategy)
-    if (run_dir / f"phase_{phase}.done").is_file():
+    if phase_marker(run_dir, phase).is_file():
         log.info("Phase %s already finished; skipping (resume).", phase)
         return 0.0
     if deadline is not None and time.time() >= deadline:
         log.warning("Time budget spent; phase %s not trained.", phase)
-        (run_dir / f"phase_{phase}.done").write_text(json.dumps({"phase": phase, "done": True, "skipped": "time budget"}))
+        mark_phase_done(run_dir, phase, skipped="time budget")
         return 0.0
     start = time.perf_counter()
     augment = make_augmenter(config.augment, config.seed)
@@ -287,7 +300,7 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
         trainable = set_trainable(model, phase, config.fine_tune_fraction)
         model.compile(
             optimizer=make_optimizer(config, learning_rate, steps, epochs),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            loss=make_loss(config),
             metrics=["accuracy", BalancedAccuracy(len(sets["train"].classes))],
         )
     log.info("Phase %s: %d epochs at lr %g, %d trainable layers, %d steps/epoch", phase, epochs, learning_rate,
