@@ -410,7 +410,8 @@ TRAINING_KEYS = {
     "label_smoothing": "Label smoothing", "augment": "Augmentation", "balance": "Class balancing",
     "early_stopping_patience": "Early-stopping patience", "imagenet_weights": "ImageNet weights option",
     "include_label_conflicts": "Label-conflict images used", "limit_per_class": "Limit per class",
-    "mixed_precision": "Mixed precision", "seed": "Seed",
+    "mixed_precision": "Mixed precision", "loss": "Loss", "focal_gamma": "Focal gamma", "mix": "Batch mixing",
+    "color_constancy": "Colour constancy", "extra_train": "Extra training data", "seed": "Seed",
 }
 
 
@@ -543,7 +544,20 @@ CLI_FLAGS = [  # (config key, CLI flag); booleans become bare flags
     ("augment", "--augment"), ("balance", "--balance"), ("early_stopping_patience", "--early-stopping-patience"),
     ("limit_per_class", "--limit-per-class"), ("seed", "--seed"), ("bootstrap", "--bootstrap"),
     ("include_label_conflicts", "--include-label-conflicts"), ("mixed_precision", "--mixed-precision"),
+    ("loss", "--loss"), ("focal_gamma", "--focal-gamma"), ("mix", "--mix"), ("color_constancy", "--color-constancy"),
+    ("extra_train", "--extra-train"), ("extra_per_class", "--extra-per-class"), ("max_minutes", "--max-minutes"),
 ]
+QUIET_VALUES = {"loss": "crossentropy", "mix": "none"}   # the defaults of options most runs never touch
+
+
+def _flag_value(config: dict, key: str):
+    """The value to print for `key`, or None when the flag is left out (unset, off, or a quiet default)."""
+    value = config.get(key)
+    if value is None or value is False or QUIET_VALUES.get(key) == value:
+        return None
+    if key == "focal_gamma" and config.get("loss") != "focal":
+        return None
+    return value
 
 
 def train_command(card: dict) -> str:
@@ -564,8 +578,8 @@ def train_command(card: dict) -> str:
     if config.get("imagenet_weights") in ("none", "imagenet"):
         parts.append(f"--imagenet-weights {config['imagenet_weights']}")
     for key, flag in CLI_FLAGS:
-        value = config.get(key)
-        if value is None or value is False:
+        value = _flag_value(config, key)
+        if value is None:
             continue
         parts.append(flag if value is True else f"{flag} {value}")
     lines, line = [], ""

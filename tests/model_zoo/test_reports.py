@@ -292,3 +292,43 @@ def test_weakest_subgroup_ignores_small_groups_and_rows_show_cis():
     assert [r["small group"] for r in rows] == ["small", ""]
     assert rows[1]["melanoma recall"] == "n/a" and "50" in rows[0]["balanced accuracy"]
     assert reports.weakest_subgroup({}) is None
+
+
+NOT_REPRODUCED = {"data_dir", "zoo_dir", "run_dir", "imagenet_weights", "resume", "set_default", "verbose", "notes",
+                  "extra", "fit_only"}     # where files live and how the run is watched: not what it learns
+
+
+def test_train_command_repeats_every_setting_that_shapes_the_model():
+    """Each TrainConfig field, set away from its default, must come back from the printed command: a new
+    training option that the recipe forgets fails here."""
+    from dataclasses import fields
+    import shlex
+
+    from trainer.cli import build_parser, config_from_args
+    from trainer.config import TrainConfig
+
+    recorded = TrainConfig(
+        "efficientnet_lite0", "ham10000", model_id="m9", display_name="M 9", input_size=224, batch_size=16,
+        head_epochs=2, epochs=12, learning_rate=0.002, fine_tune_learning_rate=3e-4, fine_tune_fraction=0.7,
+        lr_schedule="plateau", warmup_epochs=0.5, weight_decay=1e-5, label_smoothing=0.1, loss="focal",
+        focal_gamma=1.5, dropout=0.3, dense_units=128, augment="fast_strong", balance="sampling", mix="mixup",
+        color_constancy=True, early_stopping_patience=3, include_label_conflicts=True, extra_train="isic_9class",
+        extra_per_class=50, limit_per_class=20, mixed_precision=True, max_minutes=85.0, seed=7, bootstrap=200,
+    ).as_dict()
+    card = {"id": "m9", "training": {"config": recorded}}
+    argv = shlex.split(reports.train_command(card).replace("\\\n", " "))[3:]   # drop "python -m trainer"
+    rebuilt = config_from_args(build_parser().parse_args(argv)).as_dict()
+    defaults = TrainConfig("efficientnet_lite0", "ham10000").as_dict()
+    for field in fields(TrainConfig):
+        if field.name in NOT_REPRODUCED:
+            continue
+        assert recorded[field.name] != defaults[field.name] or field.name in ("architecture", "dataset"), field.name
+        assert rebuilt[field.name] == recorded[field.name], field.name
+
+
+def test_train_command_leaves_out_quiet_defaults():
+    card = _card()
+    card["training"]["config"].update(loss="crossentropy", focal_gamma=2.0, mix="none", color_constancy=False)
+    flat = reports.train_command(card).replace("\\\n", " ")
+    assert "--loss" not in flat and "--focal-gamma" not in flat and "--mix" not in flat
+    assert "--color-constancy" not in flat
