@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-id", help="the new zoo folder (required unless --rank)")
     p.add_argument("--rank", action="store_true",
                    help="build nothing: score every combination of the members on validation, best first")
+    p.add_argument("--check-against", metavar="REFERENCE",
+                   help="with --rank: comma-separated members of a reference ensemble; estimate, on halves of the "
+                        "validation lesions, how much of the ranking winner's lead over it is real")
     p.add_argument("--display-name")
     p.add_argument("--set-default", action="store_true")
     p.add_argument("--bootstrap", type=int, default=1000)
@@ -184,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_id")
     p.add_argument("--zoo-dir")
     return parser
+
+
+def print_selection_check(check: dict) -> None:
+    """The ranking's selection check, in words."""
+    print(f"\nSelection check ({check['rounds']} random halvings of the validation lesions, each half choosing "
+          f"once among {check['combinations']} combinations):")
+    print(f"  the chosen combination scores {check['chosen_on_own_half']:.3f} on the half that chose it and "
+          f"{check['chosen_on_other_half']:.3f} on the other half (optimism {check['optimism']:+.3f})")
+    print(f"  the reference {check['reference']} scores {check['reference_on_other_half']:.3f} there: held-out gain "
+          f"{check['held_out_gain']:+.3f} (sd {check['held_out_gain_sd']:.3f} over {check['choices']} choices)")
+    print("  chosen most often: " + "; ".join(f"{combo} ({n}x)" for combo, n in check["most_chosen"]))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -260,7 +274,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "ensemble":
         from model_zoo.zoo import ModelUnavailable
 
-        from .ensemble import EnsembleError, create_ensemble, rank_combinations
+        from .ensemble import EnsembleError, check_ranking, create_ensemble, rank_combinations
 
         members = [m for m in args.members.split(",") if m]
         try:
@@ -270,6 +284,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                     print(f"{row['val_balanced_accuracy']:.3f}  melanoma recall "
                           f"{'n/a' if recall is None else f'{recall:.3f}'}  {' + '.join(row['members'])}"
                           f"{'' if row['one_input_size'] else '  (mixed input sizes: cannot be built)'}")
+                if args.check_against:
+                    print_selection_check(check_ranking(members, [m for m in args.check_against.split(",") if m],
+                                                        Path(args.zoo_dir) if args.zoo_dir else None))
                 return 0
             if not args.model_id:
                 raise EnsembleError("--model-id is required to build an ensemble.")

@@ -116,16 +116,14 @@ def ensemble_card(model_id: str, display_name: str, cards: Sequence[dict], model
     }
 
 
-def rank_combinations(candidate_ids: Sequence[str], zoo_root: Optional[Path] = None) -> list[dict]:
-    """Every combination of two or more candidates, scored on the validation split only, best first.
+def validation_logs(candidate_ids: Sequence[str], zoo_root: Optional[Path] = None) -> dict:
+    """The candidates' saved validation log-probabilities on the images they share (test rows are not read).
 
-    Uses the saved raw validation probabilities: the mean of the members' log-probabilities has the same
-    argmax as the mean of their logits, which is what the built ensemble computes. Test rows are not read.
+    The mean of the members' log-probabilities has the same argmax as the mean of their logits, which is
+    what a built ensemble computes. Returns ids, labels, classes, dataset, melanoma (index or None), logs
+    ({model id: (n, k) array}) and input_sizes ({model id: size}).
     """
-    from itertools import combinations
-
     import model_zoo
-    from sklearn.metrics import balanced_accuracy_score, recall_score
 
     from .calibrate import melanoma_label
 
@@ -138,24 +136,108 @@ def rank_combinations(candidate_ids: Sequence[str], zoo_root: Optional[Path] = N
     ids = sorted(set.intersection(*(set(rows) for rows in val.values())))
     if not ids:
         raise EnsembleError("The candidates have no validation images in common in their predictions.csv.")
-    labels = np.array([classes.index(val[cards[0]["id"]][i]["true"]) for i in ids])
-    logs = {m: np.log(np.array([[float(rows[i][f"p_{c}"]) for c in classes] for i in ids]) + 1e-12)
-            for m, rows in val.items()}
     label = melanoma_label(classes)
-    melanoma = classes.index(label) if label else None
+    return {
+        "ids": ids, "classes": classes, "dataset": cards[0]["dataset"],
+        "labels": np.array([classes.index(val[cards[0]["id"]][i]["true"]) for i in ids]),
+        "melanoma": classes.index(label) if label else None,
+        "logs": {m: np.log(np.array([[float(rows[i][f"p_{c}"]) for c in classes] for i in ids]) + 1e-12)
+                 for m, rows in val.items()},
+        "input_sizes": {c["id"]: json.dumps(c["input_size"]) for c in cards},
+    }
+
+
+def combinations_of(candidate_ids: Sequence[str], smallest: int = 2) -> list[tuple[str, ...]]:
+    """Every combination of `smallest` or more candidates, in a fixed order."""
+    from itertools import combinations
+
+    return [combo for size in range(smallest, len(candidate_ids) + 1) for combo in combinations(candidate_ids, size)]
+
+
+def combined_prediction(logs: dict, combo: Sequence[str]) -> np.ndarray:
+    """The class an ensemble of `combo` predicts for each image (argmax of the mean log-probability)."""
+    return np.mean([logs[m] for m in combo], axis=0).argmax(axis=1)
+
+
+def rank_combinations(candidate_ids: Sequence[str], zoo_root: Optional[Path] = None) -> list[dict]:
+    """Every combination of two or more candidates, scored on the validation split only, best first."""
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+
+    table = validation_logs(candidate_ids, zoo_root)
+    labels, melanoma = table["labels"], table["melanoma"]
     results = []
-    for size in range(2, len(cards) + 1):
-        for combo in combinations([c["id"] for c in cards], size):
-            predicted = np.mean([logs[m] for m in combo], axis=0).argmax(axis=1)
-            results.append({
-                "members": list(combo),
-                "val_balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
-                "val_melanoma_recall": (float(recall_score(labels == melanoma, predicted == melanoma))
-                                        if melanoma is not None else None),
-                "one_input_size": len({json.dumps(c["input_size"]) for c in cards if c["id"] in combo}) == 1,
-                "images": len(ids),
-            })
+    for combo in combinations_of(list(table["logs"])):
+        predicted = combined_prediction(table["logs"], combo)
+        results.append({
+            "members": list(combo),
+            "val_balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
+            "val_melanoma_recall": (float(recall_score(labels == melanoma, predicted == melanoma))
+                                    if melanoma is not None else None),
+            "one_input_size": len({table["input_sizes"][m] for m in combo}) == 1,
+            "images": len(table["ids"]),
+        })
     return sorted(results, key=lambda r: -r["val_balanced_accuracy"])
+
+
+def lesion_groups(dataset: str, image_ids: Sequence[str]) -> np.ndarray:
+    """Each image's lesion id from the saved split (its own id where none is known), so that both images
+    of a lesion fall on the same side when validation is halved."""
+    from .data import read_split
+
+    lesions = read_split(dataset).set_index("image_id")["lesion_id"].dropna().to_dict()
+    return np.array([str(lesions.get(i, i)) for i in image_ids])
+
+
+def selection_check(logs: dict, labels: np.ndarray, groups: np.ndarray, reference: Sequence[str],
+                    rounds: int = 10, seed: int = 0) -> dict:
+    """How much of the ranking winner's lead survives fresh images.
+
+    Picking the best of many combinations on one split overrates the winner on that split. So halve the
+    validation lesions at random (stratified by class), pick the best combination on one half, score it on
+    the other, both ways, `rounds` times. `optimism` is the winner's mean score on the half that chose it
+    minus its score on the other half; `held_out_gain` is its held-out score minus `reference`'s on the
+    same half: the part of the lead that is real.
+    """
+    from collections import Counter
+
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    combos = combinations_of(list(logs))
+    predictions = {combo: combined_prediction(logs, combo) for combo in combos}
+    predictions[tuple(reference)] = combined_prediction(logs, reference)
+
+    def score(combo, rows):
+        return balanced_accuracy_score(labels[rows], predictions[combo][rows])
+
+    chosen_in, chosen_out, reference_out, picks = [], [], [], Counter()
+    for r in range(rounds):
+        halving = StratifiedGroupKFold(n_splits=2, shuffle=True, random_state=seed + r)
+        for choose, judge in halving.split(np.zeros(len(labels)), labels, groups):     # each half chooses once
+            best = max(combos, key=lambda combo: score(combo, choose))
+            chosen_in.append(score(best, choose))
+            chosen_out.append(score(best, judge))
+            reference_out.append(score(tuple(reference), judge))
+            picks[" + ".join(best)] += 1
+    return {
+        "rounds": rounds, "choices": len(chosen_in), "combinations": len(combos),
+        "chosen_on_own_half": float(np.mean(chosen_in)), "chosen_on_other_half": float(np.mean(chosen_out)),
+        "optimism": float(np.mean(np.subtract(chosen_in, chosen_out))),
+        "reference": " + ".join(reference), "reference_on_other_half": float(np.mean(reference_out)),
+        "held_out_gain": float(np.mean(np.subtract(chosen_out, reference_out))),
+        "held_out_gain_sd": float(np.std(np.subtract(chosen_out, reference_out))),
+        "most_chosen": picks.most_common(3),
+    }
+
+
+def check_ranking(candidate_ids: Sequence[str], reference: Sequence[str], zoo_root: Optional[Path] = None,
+                  rounds: int = 10) -> dict:
+    """selection_check on the candidates' saved validation predictions, halved by lesion."""
+    if not set(reference) <= set(candidate_ids):
+        raise EnsembleError("The reference combination must be made of the candidates.")
+    table = validation_logs(candidate_ids, zoo_root)
+    groups = lesion_groups(table["dataset"], table["ids"])
+    return selection_check(table["logs"], table["labels"], groups, list(reference), rounds)
 
 
 def create_ensemble(member_ids: Sequence[str], model_id: str, display_name: Optional[str] = None,

@@ -76,6 +76,11 @@ def test_ranking_predicts_what_the_built_ensemble_predicts_on_validation(zoo, ca
     assert "a + b" in capsys.readouterr().out
     assert main(["ensemble", "a,b", "--zoo-dir", str(zoo)]) == 2          # building needs --model-id
     assert "--model-id" in capsys.readouterr().err
+    assert main(["ensemble", "a,b,a_b", "--rank", "--check-against", "a,b", "--zoo-dir", str(zoo)]) == 0
+    out = capsys.readouterr().out
+    assert "Selection check" in out and "the reference a + b scores" in out
+    assert main(["ensemble", "a,a_b", "--rank", "--check-against", "a,b", "--zoo-dir", str(zoo)]) == 2
+    assert "reference combination must be made of the candidates" in capsys.readouterr().err
 
 
 def test_ensemble_averages_the_members_logits(zoo, batch):
