@@ -27,7 +27,6 @@ zoo artefact. It also writes steps_<phase>.csv (the loss of every step).
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os

@@ -271,8 +271,6 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
               best: BestWeights, is_chief: bool, global_batch: int, strategy, deadline: Optional[float] = None) -> float:
     """Compile for `phase` and fit; returns seconds spent. Skipped if the phase is marked done, or
     marked done unfitted if the time budget (`deadline`) is already spent."""
-    import keras
-
     from .augment import make_augmenter, make_mixer
     from .callbacks import BalancedAccuracy, mark_phase_done, phase_marker
     from .loop import uses_custom_loop
