@@ -412,6 +412,7 @@ TRAINING_KEYS = {
     "include_label_conflicts": "Label-conflict images used", "limit_per_class": "Limit per class",
     "mixed_precision": "Mixed precision", "loss": "Loss", "focal_gamma": "Focal gamma", "mix": "Batch mixing",
     "color_constancy": "Colour constancy", "extra_train": "Extra training data", "seed": "Seed",
+    "exclude_lesions_of": "Lesions left out (held out by)", "init_from": "Backbone started from",
 }
 
 
@@ -546,6 +547,7 @@ CLI_FLAGS = [  # (config key, CLI flag); booleans become bare flags
     ("include_label_conflicts", "--include-label-conflicts"), ("mixed_precision", "--mixed-precision"),
     ("loss", "--loss"), ("focal_gamma", "--focal-gamma"), ("mix", "--mix"), ("color_constancy", "--color-constancy"),
     ("extra_train", "--extra-train"), ("extra_per_class", "--extra-per-class"), ("max_minutes", "--max-minutes"),
+    ("exclude_lesions_of", "--exclude-lesions-of"), ("init_from", "--init-from"),
 ]
 QUIET_VALUES = {"loss": "crossentropy", "mix": "none"}   # the defaults of options most runs never touch
 

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 from .config import TrainConfig
 from .data import DATASETS, DataError
+from .warm_start import WarmStartError
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +62,12 @@ def _train_parser(sub) -> None:
                    help="add this dataset's images to training, relabelled; lesions of the validation and test "
                         "splits left out (isic_9class: ham10000)")
     p.add_argument("--extra-per-class", type=int, help="at most N extra images per class")
+    p.add_argument("--exclude-lesions-of", choices=DATASETS,
+                   help="leave out of training every lesion that this dataset holds out for validation and test, "
+                        "so the model can start a model for it with --init-from")
+    p.add_argument("--init-from", metavar="MODEL_ID",
+                   help="start from the backbone of this zoo model (same architecture) instead of ImageNet's; "
+                        "it must be trained on --dataset itself or with --exclude-lesions-of DATASET")
     p.add_argument("--limit-per-class", type=int, help="use at most N images per class and split (quick runs)")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (fast on recent GPUs)")
     p.add_argument("--fit-only", action="store_true",
@@ -204,7 +211,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except (DataError, FileNotFoundError) as exc:
+    except (DataError, FileNotFoundError, WarmStartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

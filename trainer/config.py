@@ -44,6 +44,8 @@ class TrainConfig:
     include_label_conflicts: bool = False
     extra_train: Optional[str] = None             # another dataset added to training, relabelled (data.EXTRA_SOURCES)
     extra_per_class: Optional[int] = None         # cap on the extra images per class
+    exclude_lesions_of: Optional[str] = None      # leave out of training every lesion another dataset holds out
+    init_from: Optional[str] = None               # zoo model whose backbone weights start this one
     limit_per_class: Optional[int] = None         # small subsets for tests and quick runs
     mixed_precision: bool = False
     fit_only: bool = False                        # fit and checkpoint; evaluate and publish later with resume

@@ -23,7 +23,7 @@ import numpy as np
 from .architectures import backbone_layers, create_model, get_spec
 from .config import TrainConfig
 from .data import (ImageSet, class_names, class_weights, concat_sets, extra_training_rows, load_images, make_dataset,
-                   resolve_data_dir, select, split_file)
+                   resolve_data_dir, select, split_file, without_lesions_of)
 
 log = logging.getLogger(__name__)
 MONITOR = "val_balanced_accuracy"
@@ -254,10 +254,14 @@ def load_splits(config: TrainConfig, size: int, splits: tuple[str, ...] = SPLITS
     sets, rows = {}, {}
     for split in splits:
         rows[split] = select(config.dataset, split, config.include_label_conflicts, config.limit_per_class, config.seed)
+        if split == "train" and config.exclude_lesions_of:
+            rows[split] = _without_lesions_of(rows[split], config.exclude_lesions_of)
         sets[split] = load_images(config.dataset, rows[split], (size, size), data_dir, classes)
     if config.extra_train:
         extra = rows["train_extra"] = extra_training_rows(config.dataset, config.extra_train, config.extra_per_class,
                                                           config.seed)
+        if config.exclude_lesions_of:
+            extra = rows["train_extra"] = _without_lesions_of(extra, config.exclude_lesions_of)
         sets["train"] = concat_sets(sets["train"], load_images(config.extra_train, extra, (size, size), data_dir, classes))
         log.info("%s train: + %d %s images (%s)", config.dataset, len(extra), config.extra_train,
                  ", ".join(f"{k} {v}" for k, v in extra["label"].value_counts().sort_index().items()))
@@ -265,6 +269,13 @@ def load_splits(config: TrainConfig, size: int, splits: tuple[str, ...] = SPLITS
         log.info("%s %s: %d images (%d unreadable, skipped)", config.dataset, split, len(sets[split]),
                  len(sets[split].skipped))
     return classes, sets, rows
+
+
+def _without_lesions_of(rows, dataset: str):
+    """Training rows minus `dataset`'s held-out lesions, logged (see data.without_lesions_of)."""
+    kept = without_lesions_of(rows, dataset)
+    log.info("Left out %d training images whose lesions %s holds out (validation/test).", len(rows) - len(kept), dataset)
+    return kept
 
 
 def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate: float, sets, run_dir: Path,
@@ -333,6 +344,10 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
     from .evaluate import evaluate_sets
     from .export import build_card, prediction_rows, publish
 
+    if config.init_from:      # refuse a leaking source before any work
+        from .warm_start import check_before_training
+
+        check_before_training(config.init_from, config.architecture, config.dataset, config.zoo_dir)
     run_dir = config.resolved_run_dir()
     if not info.is_chief:       # non-chief workers keep their own checkpoints and logs, beside the chief's
         run_dir = run_dir.parent / f"{run_dir.name}.{info.task.replace(':', '_')}"
@@ -349,6 +364,10 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
         model = create_model(config.architecture, len(classes), input_size=size, weights=weights,
                              dropout=config.dropout, dense_units=config.dense_units,
                              color_constancy=config.color_constancy)
+        if config.init_from:
+            from .warm_start import warm_start
+
+            pretrained = warm_start(model, config.init_from, config.architecture, config.dataset, config.zoo_dir)
     phases = ([("head", config.head_epochs, config.learning_rate), ("finetune", config.epochs, config.fine_tune_learning_rate)]
               if weights else [("full", config.epochs, config.learning_rate)])
     phases = [p for p in phases if p[1] > 0]

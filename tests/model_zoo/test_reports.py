@@ -313,7 +313,8 @@ def test_train_command_repeats_every_setting_that_shapes_the_model():
         lr_schedule="plateau", warmup_epochs=0.5, weight_decay=1e-5, label_smoothing=0.1, loss="focal",
         focal_gamma=1.5, dropout=0.3, dense_units=128, augment="fast_strong", balance="sampling", mix="mixup",
         color_constancy=True, early_stopping_patience=3, include_label_conflicts=True, extra_train="isic_9class",
-        extra_per_class=50, limit_per_class=20, mixed_precision=True, max_minutes=85.0, seed=7, bootstrap=200,
+        extra_per_class=50, exclude_lesions_of="isic_9class",
+        init_from="lite0_ham_safe", limit_per_class=20, mixed_precision=True, max_minutes=85.0, seed=7, bootstrap=200,
     ).as_dict()
     card = {"id": "m9", "training": {"config": recorded}}
     argv = shlex.split(reports.train_command(card).replace("\\\n", " "))[3:]   # drop "python -m trainer"
