@@ -333,3 +333,21 @@ def test_train_command_leaves_out_quiet_defaults():
     flat = reports.train_command(card).replace("\\\n", " ")
     assert "--loss" not in flat and "--focal-gamma" not in flat and "--mix" not in flat
     assert "--color-constancy" not in flat
+
+
+def test_the_9class_shortcut_in_the_limitations_matches_the_data(data_dir):
+    """The limitation text's numbers, recomputed from the data's manifest: every test melanoma and nevus is
+    from the first archive batch, where Train has nevi and no melanoma."""
+    import re
+
+    import pandas as pd
+
+    manifest = pd.read_csv(data_dir / "isic_9class" / "manifest.csv")
+    manifest["number"] = manifest["isic_id"].str[5:].astype(int)
+    test = manifest[(manifest["split"] == "test") & manifest["label"].isin(["melanoma", "nevus"])]
+    batch = test["number"].max()
+    train = manifest[(manifest["split"] == "train") & (manifest["number"] <= batch)]
+    text = " ".join(reports.dataset_facts("isic_9class")["limitations"])
+    assert f"all {len(test)} test melanomas and nevi" in text and f"ISIC_{batch:07d}" in text
+    assert int(re.search(r"holds (\d+) nevi", text).group(1)) == (train["label"] == "nevus").sum()
+    assert (train["label"] == "melanoma").sum() == 0
