@@ -356,7 +356,8 @@ DATASET_FACTS = {
             "Tiny test classes: the test set has only **3 seborrheic keratosis** and **3 vascular lesion** images "
             "(16 for the other classes), so per-class figures for those classes are very uncertain.",
             "A shortcut the validation split cannot show: all 32 test melanomas and nevi are among the oldest ISIC "
-            "archive images (ISIC_0000000 to ISIC_0000056), and in Train that batch holds 54 nevi and **no melanoma**. "
+            "archive images (ISIC_0000000 to ISIC_0000056); in Train that batch holds 22 nevi and **no melanoma** "
+            "(the first training melanoma is ISIC_0000139). "
             "Pretrained models learn the batch's look as 'nevus' and miss most test melanomas (EfficientNet-Lite0: "
             "2 of 16, against 87% of the validation melanomas). Compare the per-class test recall with validation before trusting either.",
         ],

@@ -351,3 +351,5 @@ def test_the_9class_shortcut_in_the_limitations_matches_the_data(data_dir):
     assert f"all {len(test)} test melanomas and nevi" in text and f"ISIC_{batch:07d}" in text
     assert int(re.search(r"holds (\d+) nevi", text).group(1)) == (train["label"] == "nevus").sum()
     assert (train["label"] == "melanoma").sum() == 0
+    first = manifest.loc[(manifest["split"] == "train") & (manifest["label"] == "melanoma"), "number"].min()
+    assert f"first training melanoma is ISIC_{first:07d}" in text
