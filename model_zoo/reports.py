@@ -421,9 +421,14 @@ TRAINING_KEYS = {
 }
 
 
+def training_config(card: dict) -> dict:
+    """A copy of the training configuration recorded in a card ({} when there is none)."""
+    return dict(((card or {}).get("training") or {}).get("config") or {})
+
+
 def training_summary(card: dict) -> dict:
     """The key training settings of a card as {label: value} (only those recorded)."""
-    config = ((card or {}).get("training") or {}).get("config") or {}
+    config = training_config(card)
     return {label: config[key] for key, label in TRAINING_KEYS.items() if key in config and config[key] is not None}
 
 
@@ -569,7 +574,7 @@ def _flag_value(config: dict, key: str):
 
 def train_command(card: dict) -> str:
     """A `python -m trainer train ...` command that repeats the card's recorded configuration."""
-    config = dict(((card or {}).get("training") or {}).get("config") or {})
+    config = training_config(card)
     if config.get("architecture") == "ensemble" and config.get("members"):
         name = f" --display-name {shlex.quote(str(card['display_name']))}" if card.get("display_name") else ""
         return f"python -m trainer ensemble {','.join(config['members'])} --model-id {card.get('id')}{name}"
@@ -602,7 +607,7 @@ def train_command(card: dict) -> str:
 
 def recipe_row(card: dict) -> dict:
     """One row of the training-recipe table of the Train page."""
-    config = ((card or {}).get("training") or {}).get("config") or {}
+    config = training_config(card)
     training = card.get("training") or {}
 
     def get(key):

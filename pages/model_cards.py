@@ -70,7 +70,7 @@ def data_ui(card: dict) -> None:
     if "label_conflicts_in_training" in trained_on:
         extra.append("Label-conflict images were "
                      + ("**included** in training." if trained_on["label_conflicts_in_training"] else "left out of training."))
-    limit = ((card.get("training") or {}).get("config") or {}).get("limit_per_class")
+    limit = reports.training_config(card).get("limit_per_class")
     if limit:
         extra.append(f"Quick run: at most {limit} images per class and split were used.")
     if extra:

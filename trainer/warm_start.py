@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from model_zoo.reports import training_config
+
 
 class WarmStartError(ValueError):
     """The --init-from model cannot start this run; the message says why."""
@@ -19,18 +21,13 @@ class LeakageError(WarmStartError):
     """The source model has seen lesions that the target dataset holds out for validation or test."""
 
 
-def source_config(card: dict) -> dict:
-    """The training configuration recorded in a zoo card ({} when there is none, e.g. an ensemble)."""
-    return dict(((card or {}).get("training") or {}).get("config") or {})
-
-
 def check_source(card: dict, architecture: str, dataset: str) -> None:
     """Refuse a source of another architecture, or one trained on `dataset`'s held-out lesions."""
-    config = source_config(card)
+    config = training_config(card)
     source_arch = config.get("architecture") or card.get("architecture")
     if source_arch != architecture:
-        raise WarmStartError(f"--init-from {card.get('id')!r} is a {source_arch} model; this run trains {architecture}, "
-                         "and only a backbone of the same architecture can be copied.")
+        raise WarmStartError(f"--init-from {card.get('id')!r} is a {source_arch} model; this run trains "
+                             f"{architecture}, and only a backbone of the same architecture can be copied.")
     source_dataset = config.get("dataset") or card.get("dataset")
     if source_dataset == dataset:
         return
@@ -53,8 +50,8 @@ def copy_backbone(source, target) -> int:
             continue
         match = by_name.get(layer.name)
         if match is None or [w.shape for w in match.weights] != [w.shape for w in layer.weights]:
-            raise WarmStartError(f"The source model has no layer {layer.name!r} of the same shape: is it built with the "
-                             "same architecture options (dense units, colour constancy)?")
+            raise WarmStartError(f"The source model has no layer {layer.name!r} of the same shape: is it built "
+                                 "with the same architecture options (dense units, colour constancy)?")
         layer.set_weights(match.get_weights())
         copied += 1
     return copied
@@ -69,7 +66,7 @@ def warm_start(model, model_id: str, architecture: str, dataset: str, zoo_dir: O
     source = zoo.load(model_id, root, backend="keras")
     check_source(source.card, architecture, dataset)
     copied = copy_backbone(source.keras_model, model)
-    config = source_config(source.card)
+    config = training_config(source.card)
     left_out = f", lesions held out by {dataset} left out" if config.get("exclude_lesions_of") == dataset else ""
     return (f"the backbone of zoo model {model_id} ({config.get('dataset')}{left_out}; {copied} layers), "
             f"itself from {source.card.get('pretrained', 'unknown weights')}")
