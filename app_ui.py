@@ -1,12 +1,19 @@
 """Small UI pieces shared by pages: disclaimer, model picker, data-folder hint (functions end in _ui)."""
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+import contextvars
+import runpy
+from pathlib import Path
+from typing import Iterator, Optional
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import app_cache
 
+ENTRYPOINT = Path(__file__).resolve().parent / "streamlit_app.py"
+_ROUTED: contextvars.ContextVar[bool] = contextvars.ContextVar("routed_by_navigation", default=False)
 DATASET_LABELS = {"isic_9class": "ISIC 9-class", "ham10000": "HAM10000 7-class"}
 DISCLAIMER = ("**Teaching and research demo — not a medical device.** Do not use it to diagnose or to decide on "
               "treatment. A model can be confidently wrong; any worrying lesion needs a clinician.")
@@ -47,3 +54,28 @@ def model_picker_ui(key: str, label: str = "Model", dataset: Optional[str] = Non
 def data_hint_ui(what: str) -> None:
     st.info(f"{what} needs the dataset images. Point the app at them with the environment variable "
             "`DERMLAB_DATA_DIR=/path/to/data` (the folder holding `isic_9class/` and `ham10000/`) and restart it.")
+
+
+@contextlib.contextmanager
+def routed() -> Iterator[None]:
+    """Marks the pages run inside it as reached through the app's navigation (see route_deep_link)."""
+    token = _ROUTED.set(True)
+    try:
+        yield
+    finally:
+        _ROUTED.reset(token)
+
+
+def route_deep_link() -> None:
+    """Send a page that Streamlit ran directly through the app's navigation, then stop.
+
+    Until a session of a freshly started server has called st.navigation, a deep link (e.g. /model_cards)
+    runs the page file under Streamlit's legacy pages/ menu: file names, no sections, no logo. Running the
+    entrypoint here installs the app's navigation for every session; it resolves the same URL to this page
+    and runs it once more, routed. A page run on its own (AppTest.from_file) is left alone.
+    """
+    ctx = get_script_run_ctx()
+    if _ROUTED.get() or ctx is None or Path(ctx.main_script_path).resolve() != ENTRYPOINT:
+        return
+    runpy.run_path(str(ENTRYPOINT))
+    st.stop()

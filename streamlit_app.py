@@ -1,12 +1,13 @@
 """Entry point: page config and navigation only; each page lives in pages/.
 
-Streamlit quirk: until the first session of a freshly started server has run this
-file, a deep link (e.g. /evaluation) runs the page file directly with the legacy
-menu of pages/; from then on every link goes through this navigation.
+Each page starts with app_ui.route_deep_link(): on a freshly started server, Streamlit runs a deep-linked
+page file directly under its legacy pages/ menu, and that call routes it through this navigation instead.
 """
 from pathlib import Path
 
 import streamlit as st
+
+import app_ui
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -26,4 +27,5 @@ pages = {
 }
 st.logo(str(ASSETS / "logo.png"))
 st.sidebar.caption("Teaching and research demo — not a medical device.")
-st.navigation(pages).run()
+with app_ui.routed():
+    st.navigation(pages).run()

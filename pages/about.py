@@ -4,6 +4,8 @@ import streamlit as st
 import app_ui
 from model_zoo import reports
 
+app_ui.route_deep_link()
+
 st.title("About")
 app_ui.disclaimer_ui()
 

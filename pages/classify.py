@@ -20,6 +20,8 @@ from model_zoo.overlay import render_overlay, to_png_bytes
 from model_zoo.preprocessing import prepare_image
 from model_zoo.uploads import iter_zip
 
+app_ui.route_deep_link()
+
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
 GALLERY_SIZE = 24
 

@@ -12,6 +12,8 @@ from model_zoo.inference import read
 from model_zoo.overlay import render_overlay
 from model_zoo.preprocessing import prepare_image
 
+app_ui.route_deep_link()
+
 COLUMNS = 3
 
 st.title("Compare models on one image")

@@ -9,6 +9,8 @@ import model_zoo
 from model_zoo import reports
 from model_zoo.classes import display_name
 
+app_ui.route_deep_link()
+
 PERCENT_COLUMNS = ["Precision", "Recall (sensitivity)", "F1", "Specificity", "ROC AUC"]
 GALLERY_SIZE = 12
 GALLERY_COLUMNS = 4

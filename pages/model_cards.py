@@ -8,6 +8,8 @@ import model_zoo
 from model_zoo import reports
 from model_zoo.classes import display_name
 
+app_ui.route_deep_link()
+
 
 def _metrics(model_id: str) -> dict:
     try:

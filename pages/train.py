@@ -8,6 +8,8 @@ import app_cache
 import app_ui
 from model_zoo import reports
 
+app_ui.route_deep_link()
+
 ROOT = Path(app_cache.__file__).resolve().parent
 RECIPES = ROOT / "trainer" / "recipes" / "zoo.sh"
 

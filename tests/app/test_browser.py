@@ -74,3 +74,24 @@ def test_other_pages_render_in_a_real_browser(server, browser):
         page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
         assert not page.locator("[data-testid='stException']").count(), f"exception on {path}"
     page.close()
+
+
+@pytest.mark.browser
+def test_a_deep_link_to_a_fresh_server_gets_the_apps_navigation(browser):
+    """Streamlit runs a page file directly, under its legacy pages/ menu, when the first visitor of a freshly
+    started server opens a deep link (no session has called st.navigation yet). The page must still show
+    the app's own menu (titled pages, grouped), not one item per file name."""
+    with streamlit_server(ARTIFACTS / "streamlit_deep_link.log") as (url, _, _):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_navigation_timeout(180_000)
+        page.goto(f"{url}/model_cards", wait_until="domcontentloaded")
+        page.get_by_text("Model card").first.wait_for(timeout=90_000)
+        wait_until_idle(page)
+        nav = page.get_by_test_id("stSidebarNav")
+        page.screenshot(path=str(ARTIFACTS / "deep_link.png"), full_page=True)
+        assert nav.get_by_text("Model cards", exact=True).count() == 1, nav.inner_text()
+        assert nav.get_by_text("Understand", exact=True).count() == 1, nav.inner_text()
+        assert not nav.get_by_text("streamlit app").count(), "the legacy menu (file names) is showing"
+        assert page.get_by_role("heading", name="Model cards").count() or page.get_by_text("Model card").count()
+        assert not page.locator("[data-testid='stException']").count()
+        page.close()
