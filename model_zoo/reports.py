@@ -615,15 +615,17 @@ def recipe_row(card: dict) -> dict:
         return "—" if value is None else fmt_value(value)
 
     pretrained = str(card.get("pretrained") or "")
+    members = len(card.get("members") or [])
+    per_member = f"each of the {members} members' own" if members else None
     return {
         "Model": card.get("display_name") or card.get("id"),
         "Dataset": dataset_label(card.get("dataset", "")),
         "Input (px)": get("input_size"),
-        "Epochs (head + main)": f"{get('head_epochs')} + {get('epochs')}" if pretrained and "scratch" not in pretrained.lower()
-        else get("epochs"),
-        "Learning rate (fine-tune)": f"{get('learning_rate')} ({get('fine_tune_learning_rate')})",
-        "Augmentation": get("augment"),
-        "Balance": get("balance"),
+        "Epochs (head + main)": per_member or (f"{get('head_epochs')} + {get('epochs')}"
+                                               if pretrained and "scratch" not in pretrained.lower() else get("epochs")),
+        "Learning rate (fine-tune)": per_member or f"{get('learning_rate')} ({get('fine_tune_learning_rate')})",
+        "Augmentation": per_member or get("augment"),
+        "Balance": per_member or get("balance"),
         "Training time": human_seconds(training.get("seconds")),
         "Hardware": training.get("hardware") or "n/a",
         "Status": card.get("status", "ok"),

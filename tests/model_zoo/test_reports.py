@@ -261,6 +261,9 @@ def test_recipe_row_and_card_json():
     assert row["Dataset"] == "ISIC 9-class" and row["Training time"] == "20 min 34 s"
     scratch = reports.recipe_row(_card(pretrained="none (trained from scratch)"))
     assert scratch["Epochs (head + main)"] == "15"
+    ensemble = reports.recipe_row(_card(architecture="ensemble", members=[{"id": "a"}, {"id": "b"}]))
+    assert ensemble["Epochs (head + main)"] == ensemble["Augmentation"] == "each of the 2 members' own"
+    assert "—" not in ensemble["Learning rate (fine-tune)"]
     stored = json.loads(reports.card_json(_card()))
     assert "status" not in stored and "folder" not in stored and stored["id"] == "m1"
 
