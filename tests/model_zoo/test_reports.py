@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+import model_zoo
 from model_zoo import reports
 from trainer.metrics import compute_metrics
 
@@ -356,3 +357,30 @@ def test_the_9class_shortcut_in_the_limitations_matches_the_data(data_dir):
     assert (train["label"] == "melanoma").sum() == 0
     first = manifest.loc[(manifest["split"] == "train") & (manifest["label"] == "melanoma"), "number"].min()
     assert f"first training melanoma is ISIC_{first:07d}" in text
+
+
+def test_the_9class_source_shortcut_in_the_limitations_matches_the_data_and_the_model(data_dir):
+    """Recomputed from the manifest (which images are HAM10000 images) and the committed Lite0's predictions."""
+    import re
+
+    import pandas as pd
+
+    manifest = pd.read_csv(data_dir / "isic_9class" / "manifest.csv")
+    manifest["ham"] = manifest["ham10000_dx"].notna()
+    train = manifest[manifest["split"] == "train"]
+    ham_only = sorted(train.loc[train["ham"], "label"].unique())
+    text = " ".join(reports.dataset_facts("isic_9class")["limitations"])
+    listed = [c for c in ham_only if train.loc[train["label"] == c, "ham"].all()]
+    assert len(listed) == 6 and all(c in text for c in listed)
+    assert train.loc[train["label"].isin(["melanoma", "seborrheic keratosis"]), "ham"].sum() == 0
+    assert train.loc[train["label"] == "nevus", "ham"].sum() == 1 and "all nevi but 1" in text
+    shifted = manifest[(manifest["split"] == "test") & manifest["label"].isin(listed) & ~manifest["ham"]]
+    assert f"**{len(shifted)}** test images of those six classes" in text
+    predictions = model_zoo.read_predictions("efficientnet_lite0_224_isic_9class")
+    test = {row["image_id"]: row for row in predictions if row["split"] == "test"}
+    on_shifted = [test[i] for i in shifted["isic_id"]]
+    right = sum(r["true"] == r["predicted"] for r in on_shifted)
+    mel_or_nevus = sum(r["predicted"] in ("melanoma", "nevus") for r in on_shifted)
+    assert re.search(rf"gets {right} of them right and calls {mel_or_nevus} melanoma or nevus", text)
+    ham_test = [test[i] for i in manifest.loc[(manifest["split"] == "test") & manifest["ham"], "isic_id"]]
+    assert f"{sum(r['true'] == r['predicted'] for r in ham_test)} of the {len(ham_test)} test HAM10000" in text
