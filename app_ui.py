@@ -1,4 +1,4 @@
-"""Small UI pieces shared by pages: disclaimer, model picker, data-folder hint (functions end in _ui), deep-link routing."""
+"""Small UI pieces shared by pages: disclaimer, model picker, data hint (functions end in _ui), deep-link routing."""
 from __future__ import annotations
 
 import contextlib
