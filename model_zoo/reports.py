@@ -497,7 +497,7 @@ def _member_text(member: dict) -> str:
     return f"{name} ({member.get('id')}, validation balanced accuracy {score:.3f})" if is_number(score) else str(name)
 
 
-SUBGROUP_COLUMNS = {"sex": "Sex", "age_band": "Age band", "localization": "Body site"}
+SUBGROUP_COLUMNS = {"sex": "Sex", "age_band": "Age band", "localization": "Body site", "source": "Image source"}
 
 
 def subgroup_rows(groups: dict, column: str) -> list[dict]:

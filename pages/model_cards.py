@@ -122,11 +122,13 @@ def metrics_ui(card: dict) -> None:
 
 
 def subgroups_ui(card: dict) -> None:
-    """Test figures by sex, age band and body site, so a weak patient group is not hidden behind the average."""
+    """Test figures by subgroup (HAM10000: sex, age band, body site; 9-class: image source), so a weak group is
+    not hidden behind the average."""
     groups = _metrics(card["id"]).get("subgroups")
     if not groups:
         return
-    st.subheader("Performance across patient groups")
+    by_source = card["dataset"] == "isic_9class"
+    st.subheader("Performance by image source" if by_source else "Performance across patient groups")
     weakest = reports.weakest_subgroup(groups)
     if weakest:
         st.markdown(f"Weakest group with at least 30 test images: **{weakest['column'].lower()} "
@@ -137,8 +139,10 @@ def subgroups_ui(card: dict) -> None:
         if rows:
             with st.expander(f"{title}: {len(rows)} groups"):
                 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption("Test images only; groups under 30 images are marked 'small' (wide intervals). Skin types outside "
-               "the fair-skinned European and Australian patients of HAM10000 are not represented.")
+    st.caption("Test images only; groups under 30 images are marked 'small' (wide intervals). "
+               + ("The Train folder takes each class from one image source (bar 1 nevus): see the known limitations below."
+                  if by_source else "Skin types outside the fair-skinned European and Australian patients of "
+                                    "HAM10000 are not represented."))
 
 
 def limitations_ui(card: dict) -> None:

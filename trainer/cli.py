@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoo-dir")
     p.add_argument("--bootstrap", type=int, default=1000)
 
-    p = sub.add_parser("subgroups", help="test metrics by sex, age band and body site (HAM10000 models)",
+    p = sub.add_parser("subgroups", help="test metrics by subgroup: sex, age band, body site (HAM10000); image source (9-class)",
                        description="Per-subgroup test metrics with counts and CIs, stored in metrics.json.")
     p.add_argument("model_id")
     _add_common(p)
@@ -264,11 +264,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         result = subgroups_for_model(args.model_id, args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None)
         if result is None:
-            print("error: subgroup metadata exists for HAM10000 models only", file=sys.stderr)
+            print("error: subgroups exist for HAM10000 and ISIC 9-class models only", file=sys.stderr)
             return 2
         for column, groups in result.items():
             for name, row in groups.items():
-                print(f"{column:12s} {name:18s} n={row['n']:4d} bal.acc={row['balanced_accuracy']:.3f}"
+                print(f"{column:12s} {name:26s} n={row['n']:4d} bal.acc={row['balanced_accuracy']:.3f}"
                       f"{' (small)' if row['small'] else ''}")
         return 0
     if args.command == "ood":

@@ -271,8 +271,7 @@ def create_ensemble(member_ids: Sequence[str], model_id: str, display_name: Opti
     calibrate_model(model_id, zoo_root, bootstrap)
     if not any(m.card.get("training", {}).get("config", {}).get("limit_per_class") for m in loaded):
         fit_ood_for_model(model_id, data_dir, zoo_root)
-        if card["dataset"] == "ham10000":
-            subgroups_for_model(model_id, data_dir, zoo_root)
+        subgroups_for_model(model_id, data_dir, zoo_root)
     if set_default:
         store.set_default_model(model_id, zoo_root)
     log.info("Published ensemble %s (%s) to %s", model_id, ", ".join(member_ids), folder)

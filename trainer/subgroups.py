@@ -1,4 +1,5 @@
-"""Test metrics by patient subgroup (HAM10000: sex, age band, body site), with counts and CIs.
+"""Test metrics by subgroup, with counts and CIs: HAM10000 by sex, age band and body site; the 9-class set by
+image source (HAM10000 image or older ISIC archive image), where its Train folder has a shortcut.
 
 A single average can hide a group the model fails; small groups are marked, not dropped.
 """
@@ -37,6 +38,13 @@ def _group_metrics(frame: pd.DataFrame, n_bootstrap: int) -> dict:
     return row
 
 
+def _by_columns(test: pd.DataFrame, columns: tuple[str, ...], n_bootstrap: int) -> dict:
+    """{column: {group: metrics}} with the largest groups first."""
+    return {column: {str(value): _group_metrics(group, n_bootstrap)
+                     for value, group in sorted(test.groupby(column), key=lambda kv: -len(kv[1]))}
+            for column in columns}
+
+
 def subgroup_metrics(predictions: pd.DataFrame, manifest: pd.DataFrame, n_bootstrap: int = 500) -> dict:
     """{"sex": {"male": {...}, ...}, "age_band": {...}, "localization": {...}} for the test rows."""
     test = predictions[predictions["split"] == "test"].merge(
@@ -44,27 +52,34 @@ def subgroup_metrics(predictions: pd.DataFrame, manifest: pd.DataFrame, n_bootst
     test["age_band"] = test["age"].map(age_band)
     test["sex"] = test["sex"].fillna("unknown")
     test["localization"] = test["localization"].fillna("unknown")
-    out = {}
-    for column in ("sex", "age_band", "localization"):
-        out[column] = {str(value): _group_metrics(group, n_bootstrap)
-                       for value, group in sorted(test.groupby(column), key=lambda kv: -len(kv[1]))}
-    return out
+    return _by_columns(test, ("sex", "age_band", "localization"), n_bootstrap)
+
+
+def source_subgroup_metrics(predictions: pd.DataFrame, manifest: pd.DataFrame, n_bootstrap: int = 500) -> dict:
+    """{"source": {"HAM10000 image": {...}, "older ISIC archive image": {...}}} for the 9-class test rows.
+
+    In the 9-class Train folder the source predicts the class group, so this split shows the shortcut."""
+    sources = manifest[["isic_id", "ham10000_dx"]].rename(columns={"isic_id": "image_id"})
+    test = predictions[predictions["split"] == "test"].merge(sources, on="image_id", how="left")
+    test["source"] = np.where(test["ham10000_dx"].notna(), "HAM10000 image", "older ISIC archive image")
+    return _by_columns(test, ("source",), n_bootstrap)
 
 
 def subgroups_for_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Optional[Path] = None,
                         n_bootstrap: int = 500) -> Optional[dict]:
-    """Compute and store metrics.json["subgroups"] for a HAM10000 model (None for other datasets)."""
+    """Compute and store metrics.json["subgroups"] (None for a dataset without subgroups)."""
     import model_zoo
     from model_zoo import store
 
     from .data import resolve_data_dir
 
     card = model_zoo.get_card(model_id, zoo_root)
-    if card["dataset"] != "ham10000":
+    compute = {"ham10000": subgroup_metrics, "isic_9class": source_subgroup_metrics}.get(card["dataset"])
+    if compute is None:
         return None
-    manifest = pd.read_csv(resolve_data_dir(data_dir) / "ham10000" / "manifest.csv")
+    manifest = pd.read_csv(resolve_data_dir(data_dir) / card["dataset"] / "manifest.csv")
     predictions = pd.read_csv(Path(card["folder"]) / store.PREDICTIONS_FILE)
-    result = subgroup_metrics(predictions, manifest, n_bootstrap)
+    result = compute(predictions, manifest, n_bootstrap)
     folder = Path(card["folder"])
     metrics = store.read_json(folder / store.METRICS_FILE)
     metrics["subgroups"] = result

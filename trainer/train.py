@@ -424,6 +424,5 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
 
         zoo_root = Path(config.zoo_dir) if config.zoo_dir else None
         fit_ood_for_model(card["id"], config.data_dir, zoo_root)
-        if config.dataset == "ham10000":
-            subgroups_for_model(card["id"], config.data_dir, zoo_root)
+        subgroups_for_model(card["id"], config.data_dir, zoo_root)
     return folder

@@ -198,6 +198,23 @@ def test_evaluation_model_without_metrics_history_or_predictions(scratch_zoo, re
     assert not charts(at)
 
 
+def test_the_9class_model_card_shows_test_results_by_image_source():
+    """The 9-class Train folder ties each class to one image source; the card shows what that costs on test."""
+    card = next((c for c in _usable_real_cards() if c["id"] == "efficientnet_lite0_224_isic_9class"), None)
+    if card is None:
+        pytest.skip("the 9-class EfficientNet-Lite0 is not in the zoo")
+    at = run_page("model_cards")
+    labels = at.selectbox(key="cards_model").options
+    at.selectbox(key="cards_model").select_index(next(i for i, label in enumerate(labels)
+                                                      if label == card["display_name"])).run()
+    text = page_text(at)
+    groups = model_zoo.read_metrics(card["id"])["subgroups"]["source"]
+    assert "Performance by image source" in text and "HAM10000 image" in text
+    assert "older isic archive image" in text.lower() and "Performance across patient groups" not in text
+    assert sum(g["n"] for g in groups.values()) == card["trained_on"]["counts"]["test"]
+    assert not at.exception
+
+
 def test_model_card_page(real_card):
     at = run_page("model_cards")
     assert at.selectbox(key="cards_model").value["id"] == real_card["id"]
