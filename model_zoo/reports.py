@@ -498,6 +498,13 @@ def _member_text(member: dict) -> str:
 
 
 SUBGROUP_COLUMNS = {"sex": "Sex", "age_band": "Age band", "localization": "Body site", "source": "Image source"}
+SUBGROUP_NOTES = {      # what a dataset's subgroup table cannot show, or why it is there
+    "ham10000": "HAM10000 comes mostly from fair-skinned patients in Austria and Australia, so skin types outside "
+                "that range are not represented at all.",
+    "isic_9class": "The Train folder takes each class from one image source (bar 1 nevus), so a model can learn the "
+                   "source instead of the lesion; the older archive test images show what that costs (see the model "
+                   "card's known limitations).",
+}
 
 
 def subgroup_rows(groups: dict, column: str) -> list[dict]:

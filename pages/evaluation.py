@@ -396,17 +396,6 @@ def calibration_ui(card: dict, all_metrics: dict) -> None:
                    f"{reports.pct(point['target_sensitivity'])}; the test row shows how that choice held up.")
 
 
-SUBGROUP_NOTES = {
-    "ham10000": "HAM10000 comes mostly from fair-skinned patients in Austria and Australia, so skin types outside "
-                "that range are not represented at all.",
-    "isic_9class": "Image source: in the Train folder every actinic keratosis, basal cell carcinoma, dermatofibroma, "
-                   "pigmented benign keratosis, squamous cell carcinoma and vascular lesion is a HAM10000 image, and "
-                   "every melanoma and seborrheic keratosis an older archive image. A model can learn the source "
-                   "instead of the lesion (a shortcut); the older archive test images show what that costs. "
-                   "See the model card's known limitations.",
-}
-
-
 def subgroups_ui(card: dict, all_metrics: dict) -> None:
     """Test metrics by subgroup (HAM10000: sex, age band, body site; 9-class: image source), small groups marked."""
     groups = all_metrics.get("subgroups")
@@ -415,7 +404,7 @@ def subgroups_ui(card: dict, all_metrics: dict) -> None:
                 f"`python -m trainer subgroups {card['id']}` (needs the dataset's manifest).")
         return
     st.caption("Test images only. Groups with fewer than 30 images are marked 'small': their figures are unreliable "
-               "(see the intervals). " + SUBGROUP_NOTES.get(card["dataset"], ""))
+               "(see the intervals). " + reports.SUBGROUP_NOTES.get(card["dataset"], ""))
     for column, title in reports.SUBGROUP_COLUMNS.items():
         if column in groups:
             st.markdown(f"**{title}**")

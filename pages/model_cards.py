@@ -127,7 +127,7 @@ def subgroups_ui(card: dict) -> None:
     groups = _metrics(card["id"]).get("subgroups")
     if not groups:
         return
-    by_source = card["dataset"] == "isic_9class"
+    by_source = "source" in groups
     st.subheader("Performance by image source" if by_source else "Performance across patient groups")
     weakest = reports.weakest_subgroup(groups)
     if weakest:
@@ -140,9 +140,7 @@ def subgroups_ui(card: dict) -> None:
             with st.expander(f"{title}: {len(rows)} groups"):
                 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("Test images only; groups under 30 images are marked 'small' (wide intervals). "
-               + ("The Train folder takes each class from one image source (bar 1 nevus): see the known limitations below."
-                  if by_source else "Skin types outside the fair-skinned European and Australian patients of "
-                                    "HAM10000 are not represented."))
+               + reports.SUBGROUP_NOTES.get(card["dataset"], ""))
 
 
 def limitations_ui(card: dict) -> None:
