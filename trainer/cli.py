@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ensemble", help="join zoo models into an ensemble, published as a zoo model of its own",
                        description="Average the logits of several zoo models of one dataset (same classes and input "
                                    "size); evaluate, calibrate and fit the OOD detector like a trained model.")
-    p.add_argument("members", help="comma-separated zoo model ids")
+    p.add_argument("members", help="comma-separated zoo model ids; an ensemble counts as its members")
     p.add_argument("--model-id", help="the new zoo folder (required unless --rank)")
     p.add_argument("--rank", action="store_true",
                    help="build nothing: score every combination of the members on validation, best first")

@@ -10,6 +10,10 @@ stacked and divided by their number, its bias their mean, so
 softmax(pred(concat(f_1..f_K))) == softmax(mean_k(W_k f_k + b_k)) exactly (a
 normalised geometric mean of the members' probabilities). Members are chosen, and the
 ensemble is judged, on validation; its test figures are reported once, like any model's.
+
+A member may itself be an ensemble: it counts as its own members (its block of the kernel
+is weighted by their number), so a committed ensemble can take a new member without the
+zoo holding its original members, and the result equals the flat ensemble of all of them.
 """
 from __future__ import annotations
 
@@ -46,8 +50,12 @@ def _renamed_clone(member, prefix: str, inputs):
     return clone
 
 
-def build_ensemble(members: Sequence, name: str = "ensemble"):
-    """One flat keras.Model averaging the logits of `members` (zoo-style models with `avg_pool` and `pred`)."""
+def build_ensemble(members: Sequence, name: str = "ensemble", weights: Optional[Sequence[int]] = None):
+    """One flat keras.Model averaging the logits of `members` (zoo-style models with `avg_pool` and `pred`).
+
+    `weights`: how many models each member stands for (an ensemble member: its number of members), so
+    that every underlying model weighs the same.
+    """
     import keras
 
     shapes = {tuple(m.input_shape[1:]) for m in members}
@@ -61,37 +69,53 @@ def build_ensemble(members: Sequence, name: str = "ensemble"):
     num_classes = int(members[0].output_shape[-1])
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="pred")(joined)
     model = keras.Model(inputs, outputs, name=name)
+    weights = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=float)
     kernels, biases = zip(*(m.get_layer("pred").get_weights() for m in members))
-    model.get_layer("pred").set_weights([np.vstack(kernels) / len(members), np.mean(biases, axis=0)])
+    kernel = np.vstack([k * w for k, w in zip(kernels, weights)]) / weights.sum()
+    bias = np.sum([b * w for b, w in zip(biases, weights)], axis=0) / weights.sum()
+    model.get_layer("pred").set_weights([kernel, bias])
     return model
+
+
+def leaf_ids(card: dict) -> list[str]:
+    """The single models a zoo model stands for: an ensemble's members, or the model itself."""
+    return [m["id"] for m in card["members"]] if card.get("architecture") == "ensemble" else [card["id"]]
+
+
+def _leaf_entries(card: dict, k: int) -> list[dict]:
+    """Card entries of the single models behind member k, with CAM layers renamed as in the joined model."""
+    if card.get("architecture") == "ensemble":
+        return [{**m, "cam_layer": f"m{k}_{m['cam_layer']}"} for m in card["members"]]
+    return [{"id": card["id"], "display_name": card.get("display_name"), "architecture": card.get("architecture"),
+             "sha256": card.get("sha256"), "val_balanced_accuracy": card.get("headline", {}).get("val_balanced_accuracy"),
+             "cam_layer": f"m{k}_{card['cam_layer']}"}]
 
 
 def check_members(cards: Sequence[dict]) -> None:
     """Members must be usable models of one dataset with the same classes and input size."""
     if len(cards) < 2:
         raise EnsembleError("An ensemble needs at least two members.")
-    if len({card["id"] for card in cards}) != len(cards):
-        raise EnsembleError("Each member may appear once.")
+    leaves = [leaf for card in cards for leaf in leaf_ids(card)]
+    if len(set(leaves)) != len(leaves):
+        raise EnsembleError("Each model may appear once (counting the members of an ensemble): "
+                            + ", ".join(sorted({leaf for leaf in leaves if leaves.count(leaf) > 1})))
     for field in ("dataset", "classes", "input_size"):
         values = {json.dumps(card.get(field)) for card in cards}
         if len(values) != 1:
             raise EnsembleError(f"Members differ in {field}: " + ", ".join(f"{c['id']}={c.get(field)}" for c in cards))
-    if any(card.get("architecture") == "ensemble" for card in cards):
-        raise EnsembleError("Members must be single models, not ensembles.")
 
 
 def ensemble_card(model_id: str, display_name: str, cards: Sequence[dict], model) -> dict:
-    """The card: members with their sha256 and validation score; training cost is the members' sum."""
+    """The card: the single models behind it (an ensemble member's own members) with their sha256 and
+    validation score; training cost is their sum; the build command names the members as given."""
     first = cards[0]
     first_config = first.get("training", {}).get("config", {})
-    members = [{"id": c["id"], "display_name": c.get("display_name"), "architecture": c.get("architecture"),
-                "sha256": c.get("sha256"), "val_balanced_accuracy": c.get("headline", {}).get("val_balanced_accuracy"),
-                "cam_layer": f"m{k}_{c['cam_layer']}"} for k, c in enumerate(cards)]
+    members = [entry for k, c in enumerate(cards) for entry in _leaf_entries(c, k)]
     return {
         "id": model_id,
         "display_name": display_name,
         "architecture": "ensemble",
-        "architecture_description": f"Ensemble of {len(cards)} zoo models: the mean of their logits "
+        "architecture_description": f"Ensemble of {len(members)} zoo models: the mean of their logits "
                                     "(a normalised geometric mean of their probabilities).",
         "dataset": first["dataset"],
         "classes": list(first["classes"]),
@@ -121,7 +145,8 @@ def validation_logs(candidate_ids: Sequence[str], zoo_root: Optional[Path] = Non
 
     The mean of the members' log-probabilities has the same argmax as the mean of their logits, which is
     what a built ensemble computes. Returns ids, labels, classes, dataset, melanoma (index or None), logs
-    ({model id: (n, k) array}) and input_sizes ({model id: size}).
+    ({model id: (n, k) array}), input_sizes ({model id: size}) and leaves ({model id: the single models it
+    stands for}, see leaf_ids).
     """
     import model_zoo
 
@@ -144,19 +169,29 @@ def validation_logs(candidate_ids: Sequence[str], zoo_root: Optional[Path] = Non
         "logs": {m: np.log(np.array([[float(rows[i][f"p_{c}"]) for c in classes] for i in ids]) + 1e-12)
                  for m, rows in val.items()},
         "input_sizes": {c["id"]: json.dumps(c["input_size"]) for c in cards},
+        "leaves": {c["id"]: leaf_ids(c) for c in cards},
     }
 
 
-def combinations_of(candidate_ids: Sequence[str], smallest: int = 2) -> list[tuple[str, ...]]:
-    """Every combination of `smallest` or more candidates, in a fixed order."""
+def combinations_of(candidate_ids: Sequence[str], smallest: int = 2,
+                    leaves: Optional[dict] = None) -> list[tuple[str, ...]]:
+    """Every combination of `smallest` or more candidates, in a fixed order; with `leaves` (see
+    validation_logs), only those that could be built: no single model twice."""
     from itertools import combinations
 
-    return [combo for size in range(smallest, len(candidate_ids) + 1) for combo in combinations(candidate_ids, size)]
+    def buildable(combo) -> bool:
+        names = [leaf for m in combo for leaf in (leaves or {}).get(m, [m])]
+        return len(set(names)) == len(names)
+
+    return [combo for size in range(smallest, len(candidate_ids) + 1)
+            for combo in combinations(candidate_ids, size) if buildable(combo)]
 
 
-def combined_prediction(logs: dict, combo: Sequence[str]) -> np.ndarray:
-    """The class an ensemble of `combo` predicts for each image (argmax of the mean log-probability)."""
-    return np.mean([logs[m] for m in combo], axis=0).argmax(axis=1)
+def combined_prediction(logs: dict, combo: Sequence[str], leaves: Optional[dict] = None) -> np.ndarray:
+    """The class an ensemble of `combo` predicts for each image: argmax of the mean log-probability, an
+    ensemble candidate weighted by its number of members as build_ensemble weighs it."""
+    weights = [len((leaves or {}).get(m, [m])) for m in combo]
+    return np.average([logs[m] for m in combo], axis=0, weights=weights).argmax(axis=1)
 
 
 def rank_combinations(candidate_ids: Sequence[str], zoo_root: Optional[Path] = None) -> list[dict]:
@@ -166,8 +201,8 @@ def rank_combinations(candidate_ids: Sequence[str], zoo_root: Optional[Path] = N
     table = validation_logs(candidate_ids, zoo_root)
     labels, melanoma = table["labels"], table["melanoma"]
     results = []
-    for combo in combinations_of(list(table["logs"])):
-        predicted = combined_prediction(table["logs"], combo)
+    for combo in combinations_of(list(table["logs"]), leaves=table["leaves"]):
+        predicted = combined_prediction(table["logs"], combo, table["leaves"])
         results.append({
             "members": list(combo),
             "val_balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
@@ -189,7 +224,7 @@ def lesion_groups(dataset: str, image_ids: Sequence[str]) -> np.ndarray:
 
 
 def selection_check(logs: dict, labels: np.ndarray, groups: np.ndarray, reference: Sequence[str],
-                    rounds: int = 10, seed: int = 0) -> dict:
+                    rounds: int = 10, seed: int = 0, leaves: Optional[dict] = None) -> dict:
     """How much of the ranking winner's lead survives fresh images.
 
     Picking the best of many combinations on one split overrates the winner on that split. So halve the
@@ -203,9 +238,9 @@ def selection_check(logs: dict, labels: np.ndarray, groups: np.ndarray, referenc
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import StratifiedGroupKFold
 
-    combos = combinations_of(list(logs))
-    predictions = {combo: combined_prediction(logs, combo) for combo in combos}
-    predictions[tuple(reference)] = combined_prediction(logs, reference)
+    combos = combinations_of(list(logs), leaves=leaves)
+    predictions = {combo: combined_prediction(logs, combo, leaves) for combo in combos}
+    predictions[tuple(reference)] = combined_prediction(logs, reference, leaves)
 
     def score(combo, rows):
         return balanced_accuracy_score(labels[rows], predictions[combo][rows])
@@ -237,7 +272,7 @@ def check_ranking(candidate_ids: Sequence[str], reference: Sequence[str], zoo_ro
         raise EnsembleError("The reference combination must be made of the candidates.")
     table = validation_logs(candidate_ids, zoo_root)
     groups = lesion_groups(table["dataset"], table["ids"])
-    return selection_check(table["logs"], table["labels"], groups, list(reference), rounds)
+    return selection_check(table["logs"], table["labels"], groups, list(reference), rounds, leaves=table["leaves"])
 
 
 def create_ensemble(member_ids: Sequence[str], model_id: str, display_name: Optional[str] = None,
@@ -255,7 +290,8 @@ def create_ensemble(member_ids: Sequence[str], model_id: str, display_name: Opti
     loaded = [model_zoo.load(member_id, zoo_root) for member_id in member_ids]
     cards = [m.card for m in loaded]
     check_members(cards)
-    model = build_ensemble([m.keras_model for m in loaded], name=model_id)
+    model = build_ensemble([m.keras_model for m in loaded], name=model_id,
+                           weights=[len(leaf_ids(card)) for card in cards])
     card = ensemble_card(model_id, display_name or f"Ensemble: {' + '.join(member_ids)}", cards, model)
 
     def fill(folder: Path) -> None:

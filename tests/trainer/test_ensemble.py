@@ -125,7 +125,7 @@ def test_members_that_do_not_match_are_refused(zoo, data_dir, capsys):
         check_members([card, {**card, "id": "small", "input_size": [48, 48]}])
     with pytest.raises(EnsembleError, match="classes"):
         check_members([card, {**card, "id": "other", "classes": card["classes"][:7]}])
-    with pytest.raises(EnsembleError, match="single models"):
+    with pytest.raises(EnsembleError, match="appear once.*: a$"):      # a is also a member of a_b
         check_members([card, model_zoo.get_card("a_b", zoo)])
     with pytest.raises(EnsembleError, match="at least two"):
         create_ensemble(["a"], "bad", data_dir=str(data_dir), zoo_root=zoo)
@@ -182,6 +182,48 @@ def test_ensemble_is_offered_and_explained_in_the_app(zoo, test_images, monkeypa
     finally:
         st.cache_data.clear()
         st.cache_resource.clear()
+
+
+@pytest.fixture(scope="module")
+def nested(zoo, data_dir):
+    """A third tiny model c, and the ensemble of the ensemble a_b with c."""
+    _train(zoo.parent, data_dir, "c", 64, 3)
+    create_ensemble(["a_b", "c"], "a_b_c", data_dir=str(data_dir), zoo_root=zoo, bootstrap=50)
+    return zoo
+
+
+def test_an_ensemble_joined_with_a_model_is_the_flat_ensemble_of_all_three(nested, batch):
+    """a_b + c weighs a, b and c alike: the same probabilities and Grad-CAM as an ensemble built from a, b, c."""
+    from trainer.ensemble import build_ensemble
+
+    a, b, c, joined = (model_zoo.load(m, nested) for m in ("a", "b", "c", "a_b_c"))
+    expected = sum(_logits(m.keras_model, batch) for m in (a, b, c)) / 3
+    np.testing.assert_allclose(_logits(joined.keras_model, batch), expected, atol=1e-4)
+    card = joined.card
+    assert [m["id"] for m in card["members"]] == ["a", "b", "c"]
+    assert card["cam_layer"] == ["m0_m0_block4_relu2", "m0_m1_block4_relu2", "m1_block4_relu2"]
+    assert card["training"]["config"]["members"] == ["a_b", "c"]
+    assert card["architecture_description"].startswith("Ensemble of 3 zoo models")
+
+    flat = build_ensemble([a.keras_model, b.keras_model, c.keras_model], name="flat")
+    flat_cams = [f"m{k}_block4_relu2" for k in range(3)]
+    class_index = int(np.argmax(expected[0]))
+    np.testing.assert_allclose(create_explainer("gradcam", joined.keras_model, card["cam_layer"])(batch[:1], class_index),
+                               create_explainer("gradcam", flat, flat_cams)(batch[:1], class_index), atol=1e-4)
+
+
+def test_ranking_weighs_an_ensemble_by_its_members_and_skips_repeats(nested):
+    """The ranking scores a_b + c as the built a_b_c predicts, and never offers a model twice (a with a_b)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    rows = {tuple(r["members"]): r for r in rank_combinations(["a_b", "c", "a"], nested)}
+    assert set(rows) == {("a_b", "c"), ("c", "a")}
+    built = {r["image_id"]: r for r in model_zoo.read_predictions("a_b_c", nested) if r["split"] == "val"}
+    val = [{r["image_id"] for r in model_zoo.read_predictions(m, nested) if r["split"] == "val"} for m in ("a_b", "c", "a")]
+    common = sorted(set(built).intersection(*val))
+    assert rows[("a_b", "c")]["images"] == len(common) > 0
+    expected = balanced_accuracy_score([built[i]["true"] for i in common], [built[i]["predicted"] for i in common])
+    assert rows[("a_b", "c")]["val_balanced_accuracy"] == pytest.approx(expected, abs=1e-9)
 
 
 def test_tta_is_measured_on_validation_and_test(zoo, data_dir):
