@@ -10,6 +10,11 @@ augmentation-free and loads safely. Two implementations of the same transforms
   Measured with benchmarks/pipeline_throughput.py.
 - "default", "light", "strong": Keras preprocessing layers, one layer per transform (the
   committed models were trained with "default"; their recipes name it).
+
+Hair occlusion (`--hair P`, `HairOcclusion`) draws dark hair-like strands over a share P of the
+images, after the other transforms: hair is the commonest occluder in dermoscopy, and models that
+learn to look through it are less thrown by it at test time (the hair augmentation of ISIC 2020 entries,
+drawn here instead of pasted from other images, which would copy data between splits).
 """
 from __future__ import annotations
 
@@ -96,8 +101,85 @@ class FusedAugment:
         return self._colour(self._affine(images))
 
 
-def make_augmenter(strength: str = "default", seed: int = 42):
-    """An augmenter for `strength` (see the module docstring); None for "none"."""
+class HairOcclusion:
+    """Dark, thin, curved strands over a share `probability` of the images in a float32 batch (0..255).
+
+    The strands come from a bank of `bank_size` 256 px masks drawn once with Pillow (gently bent quadratic
+    Bézier curves, 0.6-2 px wide at 224 px, anti-aliased by drawing at twice the size) and resized to the
+    images; each occluded image takes a
+    random mask from the bank, a dark brown to black colour and an opacity. TensorFlow ops, like "fast".
+    """
+
+    def __init__(self, probability: float, seed: int = 42, bank_size: int = 64, max_strands: int = 12):
+        import tensorflow as tf
+
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"hair probability must be within 0..1, not {probability}")
+        self.probability, self.seed, self.bank_size, self.max_strands = probability, seed, bank_size, max_strands
+        self.generator = tf.random.Generator.from_seed(seed + 1)
+        self._banks: dict = {}
+
+    def masks(self, height: int = 256, width: int = 256):
+        """(bank_size, height, width, 1) float32 coverage in 0..1, drawn once per size (kept as numpy:
+        tf.data traces the map function in graphs of its own, which cannot share a tensor)."""
+        import numpy as np
+        from PIL import Image, ImageDraw
+
+        if (height, width) not in self._banks:
+            rng = np.random.default_rng(self.seed)
+            big = (2 * width, 2 * height)
+            bank = []
+            for _ in range(self.bank_size):
+                canvas = Image.new("L", big, 0)
+                draw = ImageDraw.Draw(canvas)
+                for _ in range(rng.integers(1, self.max_strands + 1)):
+                    draw.line(_strand(rng, big), fill=255, width=max(1, round(rng.uniform(1.2, 4.0) * width / 224)),
+                              joint="curve")
+                bank.append(np.asarray(canvas.resize((width, height), Image.BILINEAR), np.float32) / 255.0)
+            self._banks[(height, width)] = np.stack(bank)[..., None]
+        return self._banks[(height, width)]
+
+    def __call__(self, images, training: bool = True):
+        import tensorflow as tf
+
+        if not training or self.probability == 0.0:
+            return images
+        n = tf.shape(images)[0]
+        bank = tf.constant(self.masks())        # image sizes are often unknown while tf.data traces: resize
+        chosen = tf.gather(bank, self.generator.uniform([n], 0, self.bank_size, dtype=tf.int32))
+        chosen = tf.image.resize(chosen, tf.shape(images)[1:3], antialias=True)
+        occluded = tf.cast(self.generator.uniform([n]) < self.probability, tf.float32)[:, None, None, None]
+        darkness = self.generator.uniform([n, 1, 1, 1], 5.0, 70.0)
+        colour = tf.concat([darkness, darkness * 0.8, darkness * 0.65], axis=-1)   # dark brown .. black
+        coverage = chosen * occluded * self.generator.uniform([n, 1, 1, 1], 0.6, 1.0)   # some hair is fair
+        return images * (1.0 - coverage) + colour * coverage
+
+
+def _strand(rng, size: tuple[int, int]) -> list[tuple[float, float]]:
+    """Points along one hair on a canvas of `size`: a random start and direction, 0.3-1.2 canvas widths
+    long, bent by a control point off the chord (hair is long and gently curved, rarely looped)."""
+    import numpy as np
+
+    extent = np.asarray(size, float)
+    start = rng.uniform(0.0, 1.0, 2) * extent
+    angle, length = rng.uniform(0.0, 2.0 * np.pi), rng.uniform(0.3, 1.2) * extent[0]
+    chord = np.array([np.cos(angle), np.sin(angle)]) * length
+    control = start + chord / 2 + np.array([-chord[1], chord[0]]) * rng.normal(0.0, 0.15)
+    t = np.linspace(0.0, 1.0, 48)[:, None]
+    curve = (1 - t) ** 2 * start + 2 * (1 - t) * t * control + t ** 2 * (start + chord)
+    return [tuple(point) for point in curve]
+
+
+def make_augmenter(strength: str = "default", seed: int = 42, hair: float = 0.0):
+    """An augmenter for `strength` (see the module docstring), followed by hair occlusion on a share
+    `hair` of the images; None for "none" without hair."""
+    if hair:
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(f"--hair is built from TensorFlow ops; the {keras.backend.backend()} backend has no hair")
+        base, occlude = make_augmenter(strength, seed), HairOcclusion(hair, seed)
+        if base is None:
+            return occlude
+        return lambda images, training=True: occlude(base(images, training=training), training=training)
     if strength == "none":
         return None
     if strength.startswith("fast"):

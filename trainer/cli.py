@@ -54,6 +54,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--balance", choices=("none", "class_weight", "sampling"), default="class_weight")
     p.add_argument("--mix", choices=("none", "mixup", "cutmix"), default="none",
                    help="mix pairs of training images and their labels per batch (MixUp or CutMix)")
+    p.add_argument("--hair", type=float, default=0.0, metavar="P",
+                   help="draw dark hair-like strands over a share P (0..1) of the training images")
     p.add_argument("--color-constancy", action="store_true",
                    help="shades-of-grey colour constancy inside the model (mobilenet_v2, efficientnet_lite0, ...)")
     p.add_argument("--early-stopping-patience", type=int, default=6)
@@ -117,15 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tune", help="KerasTuner search scored on validation only",
                        description="Hyperparameter search (learning rate, dropout, dense width, image size, "
-                                   "unfrozen depth) with KerasTuner; scored on the validation split.")
+                                   "unfrozen depth) with KerasTuner; scored on the validation split. Pretrained "
+                                   "backbones train the head first (--head-epochs), then fine-tune for --epochs.")
     p.add_argument("--architecture", "-a", required=True)
     p.add_argument("--dataset", "-d", required=True, choices=DATASETS)
     _add_common(p)
     p.add_argument("--max-trials", type=int, default=10)
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--limit-per-class", type=int)
+    p.add_argument("--limit-per-class", type=int, help="training images per class (validation stays whole)")
     p.add_argument("--directory", default="runs/tuner")
     p.add_argument("--sizes", default="128,160,192", help="comma-separated input sizes to try")
+    p.add_argument("--color-constancy", action="store_true", help="shades-of-grey layer, as in train")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--head-epochs", type=int, default=1, help="frozen-backbone epochs before each trial's fine-tuning")
+    p.add_argument("--initial-points", type=int, help="random trials before the Bayesian ones "
+                                                       "(default: KerasTuner's, 3 per hyperparameter)")
 
     p = sub.add_parser("calibrate", help="fit temperature, abstention and melanoma thresholds on validation",
                        description="From a zoo model's saved validation predictions: temperature scaling, an "
@@ -247,7 +255,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         best = tune(args.architecture, args.dataset, data_dir=args.data_dir, max_trials=args.max_trials,
                     epochs=args.epochs, limit_per_class=args.limit_per_class, directory=args.directory,
-                    sizes=[int(s) for s in args.sizes.split(",")])
+                    sizes=[int(s) for s in args.sizes.split(",")], color_constancy=args.color_constancy,
+                    label_smoothing=args.label_smoothing, initial_points=args.initial_points,
+                    head_epochs=args.head_epochs)
         print(json.dumps(best, indent=2))
         return 0
     if args.command == "calibrate":

@@ -39,6 +39,7 @@ class TrainConfig:
     augment: str = "fast"                         # none, fast[_light|_strong] (fused), light, default, strong (Keras layers)
     balance: str = "class_weight"                 # none, class_weight, sampling
     mix: str = "none"                             # none, mixup, cutmix (batch mixing with soft labels)
+    hair: float = 0.0                             # share of training images given drawn hair (augment.HairOcclusion)
     color_constancy: bool = False                 # shades-of-grey layer in front of the normalisation
     early_stopping_patience: int = 6
     include_label_conflicts: bool = False

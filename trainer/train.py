@@ -299,7 +299,7 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
         mark_phase_done(run_dir, phase, skipped="time budget")
         return 0.0
     start = time.perf_counter()
-    augment = make_augmenter(config.augment, config.seed)
+    augment = make_augmenter(config.augment, config.seed, config.hair)
     train = make_dataset(sets["train"], global_batch, True, augment, config.balance, config.seed,
                          make_mixer(config.mix, config.seed))
     val = make_dataset(sets["val"], global_batch, False)

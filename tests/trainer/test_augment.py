@@ -123,3 +123,52 @@ def test_training_pipeline_mixes_after_the_fused_augmenter(batch, kind):
     y = y.numpy()
     np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
     assert ((y > 0) & (y < 1)).any(), "labels stayed one-hot: nothing was mixed"
+
+
+def _hair(batch, probability: float, seed: int = 0):
+    from trainer.augment import HairOcclusion
+
+    return np.asarray(HairOcclusion(probability, seed)(batch))
+
+
+def test_hair_darkens_thin_strands_and_leaves_the_rest(batch):
+    out = _hair(batch, 1.0)
+    changed = np.any(np.abs(out - batch) > 0.5, axis=-1)
+    for i in range(len(batch)):
+        share = changed[i].mean()
+        assert 0.002 < share < 0.25, f"image {i}: {share:.3f} of the pixels under hair"
+        darker = out[i][changed[i]].sum(axis=-1) < batch[i][changed[i]].sum(axis=-1)
+        assert darker.mean() > 0.95, "hair is darker than the skin and lesion under it"
+    untouched = np.all(out == batch, axis=-1)
+    assert untouched.mean() > 0.7, "pixels away from the strands keep their exact values"
+
+
+def test_hair_masks_are_strands_not_blobs():
+    from scipy.ndimage import binary_erosion
+
+    from trainer.augment import HairOcclusion
+
+    masks = HairOcclusion(1.0, seed=3).masks()[..., 0] > 0.5
+    assert masks.shape == (64, 256, 256) and masks.any(axis=(1, 2)).all()
+    thick = sum(binary_erosion(m, np.ones((6, 6), bool)).sum() for m in masks)
+    assert thick < 0.05 * masks.sum(), "strands are at most a few pixels wide (crossings aside)"
+    assert len({m.tobytes() for m in masks}) == 64, "every mask in the bank differs"
+
+
+def test_hair_probability_sets_the_share_of_occluded_images(batch):
+    many = np.concatenate([batch] * 50)
+    occluded = np.any(np.abs(_hair(many, 0.3) - many) > 0.5, axis=(1, 2, 3))
+    assert 0.2 < occluded.mean() < 0.4
+    assert np.array_equal(_hair(many, 0.0), many)
+    with pytest.raises(ValueError, match="0..1"):
+        _hair(batch, 1.5)
+
+
+def test_hair_follows_the_other_transforms_in_make_augmenter(batch):
+    from trainer.augment import HairOcclusion
+
+    assert isinstance(make_augmenter("none", hair=0.5), HairOcclusion)
+    combined = make_augmenter("fast", seed=1, hair=1.0)
+    out = combined(batch).numpy()
+    assert out.shape == batch.shape and not np.allclose(out, batch)
+    assert combined(batch, training=False) is batch

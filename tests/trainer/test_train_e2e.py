@@ -98,11 +98,12 @@ def test_evaluate_command_reproduces_metrics(trained, data_dir):
 
 def test_two_phase_transfer_learning(tmp_path, data_dir, weights_dir):
     config = _config("-a", "mobilenet_v2", "-d", "ham10000", "--head-epochs", "1", "--epochs", "1",
-                     "--imagenet-weights", str(weights_dir), run_dir=tmp_path / "run", zoo=tmp_path / "zoo",
-                     data_dir=data_dir)
+                     "--imagenet-weights", str(weights_dir), "--hair", "0.5", run_dir=tmp_path / "run",
+                     zoo=tmp_path / "zoo", data_dir=data_dir)
     folder = run(config)
     card = json.loads((folder / "card.json").read_text())
     assert "mobilenet_v2_1.0_224_imagenet_no_top.h5" in card["pretrained"]
+    assert card["training"]["config"]["hair"] == 0.5
     assert set(card["training"]["phases"]) == {"head", "finetune"}
     assert card["classes"] == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
@@ -159,7 +160,51 @@ def test_tune_runs_and_scores_on_validation(tmp_path, data_dir):
     from trainer.tune import OBJECTIVE, tune
 
     best = tune("custom_cnn", "isic_9class", data_dir=data_dir, max_trials=2, epochs=1, limit_per_class=4,
-                directory=str(tmp_path / "tuner"), sizes=[48, 64])
+                directory=str(tmp_path / "tuner"), sizes=[48, 64], label_smoothing=0.1, initial_points=1)
     assert best["trials"] == 2
     assert 0.0 <= best[OBJECTIVE] <= 1.0
     assert set(best["hyperparameters"]) >= {"learning_rate", "dropout", "dense_units", "input_size"}
+    scores = [trial[OBJECTIVE] for trial in best["all"]]
+    assert len(scores) == 2 and scores == sorted(scores, reverse=True) and scores[0] == best[OBJECTIVE]
+
+
+def test_tune_scores_on_the_whole_validation_split(data_dir):
+    """--limit-per-class shortens training only; trials are scored on every validation image."""
+    from trainer.data import select
+    from trainer.tune import make_hypermodel
+
+    hypermodel = make_hypermodel("custom_cnn", "isic_9class", data_dir, [32], limit_per_class=3)
+    train, val = hypermodel.image_sets(32)
+    assert len(train.labels) <= 3 * 9
+    assert len(val.labels) == len(select("isic_9class", "val")) > 9 * 3
+
+
+def test_tune_trial_trains_the_head_then_the_searched_top_fraction(data_dir, weights_dir):
+    """A pretrained trial: the head alone first, then only the top quarter of the backbone moves."""
+    import keras_tuner
+    import numpy as np
+
+    from trainer.train import backbone_layers
+    from trainer.tune import OBJECTIVE, make_hypermodel
+
+    hypermodel = make_hypermodel("efficientnet_lite0", "isic_9class", data_dir, [32], limit_per_class=2,
+                                 color_constancy=True, label_smoothing=0.1, head_epochs=1)
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("fine_tune_fraction", 0.25)
+    model = hypermodel.build(hp)
+    assert model.get_layer("color_constancy") is not None
+    convs = [layer for layer in backbone_layers(model) if layer.__class__.__name__ == "Conv2D"]
+    before = {layer.name: layer.get_weights()[0].copy() for layer in (convs[0], convs[-1])}
+    phases, fit = [], model.fit
+
+    def recording_fit(*args, **kwargs):
+        schedule = model.optimizer.get_config()["learning_rate"]["config"]     # CosineDecay with warm-up, as train
+        phases.append((convs[-1].trainable, schedule["warmup_target"]))
+        return fit(*args, **kwargs)
+
+    model.fit = recording_fit
+    history = hypermodel.fit(hp, model, epochs=1, verbose=0)
+    assert phases == [(False, pytest.approx(1e-3)), (True, pytest.approx(hp.get("learning_rate")))]
+    assert len(history.history[OBJECTIVE]) == 1             # the searched phase only
+    assert np.array_equal(convs[0].get_weights()[0], before[convs[0].name])
+    assert not np.array_equal(convs[-1].get_weights()[0], before[convs[-1].name])
