@@ -422,6 +422,7 @@ TRAINING_KEYS = {
     "early_stopping_patience": "Early-stopping patience", "imagenet_weights": "ImageNet weights option",
     "include_label_conflicts": "Label-conflict images used", "limit_per_class": "Limit per class",
     "mixed_precision": "Mixed precision", "loss": "Loss", "focal_gamma": "Focal gamma", "mix": "Batch mixing",
+    "hair": "Share of images given drawn hair",
     "color_constancy": "Colour constancy", "extra_train": "Extra training data", "seed": "Seed",
     "exclude_lesions_of": "Lesions left out (held out by)", "init_from": "Backbone started from",
 }
@@ -568,11 +569,12 @@ CLI_FLAGS = [  # (config key, CLI flag); booleans become bare flags
     ("augment", "--augment"), ("balance", "--balance"), ("early_stopping_patience", "--early-stopping-patience"),
     ("limit_per_class", "--limit-per-class"), ("seed", "--seed"), ("bootstrap", "--bootstrap"),
     ("include_label_conflicts", "--include-label-conflicts"), ("mixed_precision", "--mixed-precision"),
-    ("loss", "--loss"), ("focal_gamma", "--focal-gamma"), ("mix", "--mix"), ("color_constancy", "--color-constancy"),
+    ("loss", "--loss"), ("focal_gamma", "--focal-gamma"), ("mix", "--mix"), ("hair", "--hair"),
+    ("color_constancy", "--color-constancy"),
     ("extra_train", "--extra-train"), ("extra_per_class", "--extra-per-class"), ("max_minutes", "--max-minutes"),
     ("exclude_lesions_of", "--exclude-lesions-of"), ("init_from", "--init-from"),
 ]
-QUIET_VALUES = {"loss": "crossentropy", "mix": "none"}   # the defaults of options most runs never touch
+QUIET_VALUES = {"loss": "crossentropy", "mix": "none", "hair": 0.0}   # the defaults of options most runs never touch
 
 
 def _flag_value(config: dict, key: str):

@@ -59,7 +59,7 @@ async def _one_user(browser, url: str, image: Path, outside: list[str]) -> tuple
     headline = page.get_by_text("Most likely:")
     repeats = 0
     for attempt in range(2):
-        await page.locator("input[type=file]").first.set_input_files(str(image))
+        await page.locator("input[type=file]").first.set_input_files(str(image), timeout=150_000)
         try:
             await headline.wait_for(timeout=150_000)
             break
