@@ -7,7 +7,8 @@ the seed-style way: every batch, PIL loads and resizes each file and augments it
 with PIL/numpy in one Python thread. The trainer's pipeline decodes once, caches,
 and augments batches in parallel tf.data maps, either with one Keras preprocessing
 layer per transform (`--augment default`) or fused (`--augment fast`, the default:
-one affine resampling, one HSV round trip). Last, MobileNetV2 training steps at the
+one affine resampling, one HSV round trip), and fused with drawn hair on half the images
+(`--hair 0.5`). Last, MobileNetV2 training steps at the
 same size on ready batches give the rate the pipeline has to keep up with.
 Everything runs in this process, one after the other, and the ratios are printed.
 
@@ -85,19 +86,22 @@ def main() -> None:
     image_set = load_images("ham10000", rows, (args.size, args.size), data_dir)
     decode_seconds = time.perf_counter() - start
     rates = {}
-    for name in ("default", "fast"):
-        ds = make_dataset(image_set, args.batch, True, make_augmenter(name)).repeat()
-        rates[name] = rate(iter(ds), args.batches, args.batch)
+    for name, hair in (("default", 0.0), ("fast", 0.0), ("fast", 0.5)):
+        ds = make_dataset(image_set, args.batch, True, make_augmenter(name, hair=hair)).repeat()
+        rates[name + ("+hair" if hair else "")] = rate(iter(ds), args.batches, args.batch)
     training = training_rate(args.size, args.batch, max(4, args.batches // 8))
     print(f"images: {len(paths)} at {args.size}px, batch {args.batch}, {args.batches} timed batches")
     print(f"python generator (PIL + numpy per batch): {baseline:8.1f} images/s")
     print(f"tf.data, Keras layers (--augment default): {rates['default']:8.1f} images/s "
           f"(+ one-off decode {decode_seconds:.1f} s)")
     print(f"tf.data, fused (--augment fast):          {rates['fast']:8.1f} images/s")
+    print(f"tf.data, fused + drawn hair (--hair 0.5): {rates['fast+hair']:8.1f} images/s")
     print(f"MobileNetV2 training steps (all layers trainable): {training:8.1f} images/s")
     print(f"ratio tf.data fast / generator: {rates['fast'] / baseline:.2f}x")
     print(f"ratio tf.data fast / tf.data Keras layers: {rates['fast'] / rates['default']:.2f}x")
     print(f"ratio tf.data fast / training steps: {rates['fast'] / training:.2f}x (>= 1: the pipeline keeps up)")
+    print(f"ratio tf.data fast + hair / fast: {rates['fast+hair'] / rates['fast']:.2f}x; "
+          f"fast + hair / training steps: {rates['fast+hair'] / training:.2f}x")
 
 
 def training_rate(size: int, batch: int, steps: int) -> float:
