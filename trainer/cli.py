@@ -54,7 +54,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--balance", choices=("none", "class_weight", "sampling"), default="class_weight")
     p.add_argument("--mix", choices=("none", "mixup", "cutmix"), default="none",
                    help="mix pairs of training images and their labels per batch (MixUp or CutMix)")
-    p.add_argument("--hair", type=float, default=0.0, metavar="P",
+    p.add_argument("--hair", type=_share, default=0.0, metavar="P",
                    help="draw dark hair-like strands over a share P (0..1) of the training images")
     p.add_argument("--color-constancy", action="store_true",
                    help="shades-of-grey colour constancy inside the model (mobilenet_v2, efficientnet_lite0, ...)")
@@ -85,6 +85,14 @@ def _train_parser(sub) -> None:
     p.add_argument("--no-tensorboard", action="store_true")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     p.add_argument("--notes", default="")
+
+
+def _share(text: str) -> float:
+    """A share 0..1, refused while parsing (not after the images are decoded)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, not {text}")
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

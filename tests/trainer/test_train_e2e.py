@@ -148,6 +148,9 @@ def test_bad_arguments_and_missing_data_are_clear(tmp_path, capsys, monkeypatch)
     with pytest.raises(SystemExit):
         main(["train", "-a", "not_a_model", "-d", "isic_9class"])
     assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "-a", "custom_cnn", "-d", "isic_9class", "--hair", "1.5"])
+    assert "within 0..1" in capsys.readouterr().err
     monkeypatch.setenv("DERMLAB_DATA_DIR", str(tmp_path))
     code = main(["train", "-a", "custom_cnn", "-d", "isic_9class", "--data-dir", str(tmp_path / "missing"),
                  "--zoo-dir", str(tmp_path / "zoo"), "--run-dir", str(tmp_path / "run")])
