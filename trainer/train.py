@@ -278,6 +278,13 @@ def _without_lesions_of(rows, dataset: str):
     return kept
 
 
+def forget_restored_epoch(model) -> None:
+    """Start this phase's fit at its own first epoch. Keras 3 keeps the epoch a BackupAndRestore restored on
+    the model (`_initial_epoch`) and starts every later `fit` there: a run resumed inside the head phase
+    skipped as many fine-tuning epochs. This phase's own backup, if any, sets it again when `fit` begins."""
+    model._initial_epoch = None
+
+
 def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate: float, sets, run_dir: Path,
               best: BestWeights, is_chief: bool, global_batch: int, strategy, deadline: Optional[float] = None) -> float:
     """Compile for `phase` and fit; returns seconds spent. Skipped if the phase is marked done, or
@@ -314,6 +321,7 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
         )
     log.info("Phase %s: %d epochs at lr %g, %d trainable layers, %d steps/epoch", phase, epochs, learning_rate,
              trainable, steps)
+    forget_restored_epoch(model)
     model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps if config.balance == "sampling" else None,
               class_weight=weights, callbacks=make_callbacks(config, run_dir, phase, best, is_chief, deadline),
               verbose=config.verbose)

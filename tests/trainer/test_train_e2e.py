@@ -136,6 +136,39 @@ def test_kill_mid_epoch_leaves_zoo_unchanged_and_resume_finishes(tmp_path, data_
     assert epochs == [1, 2, 3], "the resumed run should continue after the last finished epoch"
 
 
+class _Interrupted(RuntimeError):
+    pass
+
+
+def test_resume_inside_the_head_phase_still_fine_tunes_every_epoch(tmp_path, data_dir, weights_dir, monkeypatch):
+    """A run stopped during head epoch 2 resumes there, and then fine-tunes all its epochs: Keras keeps the
+    epoch that BackupAndRestore restored on the model, and used to start the next phase's fit there too."""
+    import keras
+
+    import trainer.train as train_module
+
+    args = ["-a", "mobilenet_v2", "-d", "ham10000", "--head-epochs", "2", "--epochs", "2",
+            "--imagenet-weights", str(weights_dir), "--early-stopping-patience", "10"]
+    config = _config(*args, run_dir=tmp_path / "run", zoo=tmp_path / "zoo", data_dir=data_dir)
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise _Interrupted("stopped during head epoch 2")
+
+    make_callbacks = train_module.make_callbacks
+    monkeypatch.setattr(train_module, "make_callbacks",
+                        lambda config, run_dir, phase, *rest: make_callbacks(config, run_dir, phase, *rest)
+                        + ([Interrupt()] if phase == "head" else []))
+    with pytest.raises(_Interrupted):
+        run(config)
+    monkeypatch.setattr(train_module, "make_callbacks", make_callbacks)
+    folder = run(_config(*args, "--resume", run_dir=tmp_path / "run", zoo=tmp_path / "zoo", data_dir=data_dir))
+    with open(folder / "history.csv") as handle:
+        phases = [row["phase"] for row in csv.DictReader(handle)]
+    assert phases == ["head", "head", "finetune", "finetune"]
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate", "tune", "calibrate", "subgroups", "ood", "tta", "ensemble", "report", "splits", "list", "set-default"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
