@@ -22,7 +22,7 @@ fit() {
 fit efficientnet_lite0_224_gpu_ham10000 -a efficientnet_lite0 &
 fit mobilenet_v2_224_gpu_ham10000 -a mobilenet_v2 &
 fit efficientnet_lite0_224_gpu_mixup_ham10000 -a efficientnet_lite0 --mix mixup &
-fit efficientnet_lite0_224_gpu_s7_ham10000 -a efficientnet_lite0 --seed 7 &
+fit efficientnet_lite0_224_gpu_balsamp_ham10000 -a efficientnet_lite0 --balance sampling &
 wait %2 %3 %4 %5; kill %1
 for f in "$OUT"/*.log; do echo "== $f"; grep -E "val_bal|INFO trainer|rror" "$f" | tail -6; done
 ls -la "$OUT"
