@@ -122,3 +122,45 @@ def accepted_test_images(card: dict, data_dir: Path, count: int) -> list[Path]:
     _, features = model.predict_with_features(model_zoo.prepare_batch(candidates, model.input_size))
     keep = ~model.ood_detector.rejects(features) if model.ood_detector is not None else [True] * len(candidates)
     return [path for path, ok in zip(candidates, keep) if ok][:count]
+
+
+def tensorflow_loaded(pid: int) -> bool:
+    """Whether a process has TensorFlow's native library mapped (Linux /proc/<pid>/maps): the app server must not."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "_pywrap_tensorflow" in maps or "libtensorflow" in maps
+
+
+def choose_option(page, label: str, option: str, timeout_ms: int = 60_000) -> None:
+    """Pick `option` in the Streamlit selectbox labelled `label`, as a person does: open it, click the entry."""
+    box = page.get_by_test_id("stSelectbox").filter(has=page.get_by_text(label, exact=True)).first
+    box.click(timeout=timeout_ms)
+    page.get_by_role("option", name=option, exact=True).click(timeout=timeout_ms)
+
+
+def show_heatmap(page, method: str, timeout_ms: int = 300_000) -> None:
+    """On Classify, after a prediction: switch the heatmap method and wait until its overlay is drawn."""
+    choose_option(page, "Method", method)
+    page.get_by_text(f"{method} for ", exact=False).first.wait_for(timeout=timeout_ms)
+    wait_until_idle(page, timeout_ms, settle_ms=300)
+
+
+def compare_upload(page, url: str, image_path: Path, timeout_ms: int = 300_000) -> str:
+    """Open Compare, upload an image, wait for every model's row and heatmap; returns the page's text."""
+    page.goto(f"{url}/compare", wait_until="domcontentloaded", timeout=timeout_ms)
+    page.get_by_text("Compare models on one image").wait_for(timeout=timeout_ms)
+    wait_until_idle(page, timeout_ms, settle_ms=200)
+    page.locator("input[type=file]").first.set_input_files(str(image_path))
+    page.get_by_text("Grad-CAM of each model's top class").wait_for(timeout=timeout_ms)
+    wait_until_idle(page, timeout_ms, settle_ms=500)
+    return page.inner_text("body")
+
+
+READ_ONLY_PAGES = (("evaluation", "Evaluation"), ("model_cards", "Model card"), ("train", "Train"),
+                   ("about", "not a medical device"))
+
+
+def visit(page, url: str, path: str, text: str, timeout_ms: int = 180_000) -> None:
+    """Open one page by its URL and wait until it has rendered."""
+    page.goto(f"{url}/{path}", wait_until="domcontentloaded", timeout=timeout_ms)
+    page.get_by_text(text).first.wait_for(timeout=timeout_ms)
+    wait_until_idle(page, timeout_ms)

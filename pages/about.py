@@ -42,20 +42,33 @@ st.markdown(
     "AmitBytesSage/Melanoma-Skin-Cancer-Detection-Model; HAM10000: mmalek06/bounding-box-detection-ham1000); "
     "no image was resampled. Each data folder's `SOURCE.md` records the commit, processing and counts."
 )
-st.markdown("**Licences.** " + reports.DATASET_FACTS["isic_9class"]["license"] + " "
+st.markdown("**Data licences.** " + reports.DATASET_FACTS["isic_9class"]["license"] + " "
             + reports.DATASET_FACTS["ham10000"]["license"] + "\n\nCitation: " + reports.HAM10000_CITATION)
+
+st.subheader("Licences of this project")
+st.markdown(
+    "- **Code**: Apache License 2.0 (`LICENSE` in the repository).\n"
+    "- **Trained models** (`model_zoo/models`): trained on CC BY-NC 4.0 images, so they are offered for "
+    "**non-commercial** teaching and research only, with attribution to the datasets above.\n"
+    "- **Bundled example cases** (`assets/examples`): a few test-split images of each dataset, drawn at random by "
+    "`python -m trainer examples`, redistributed under their sources' terms: **non-commercial, with attribution** "
+    "(HAM10000: CC BY-NC 4.0; ISIC Archive images: CC-0, CC-BY or CC BY-NC 4.0). Each image's source and licence "
+    "are listed in `assets/examples/manifest.csv` and `assets/examples/LICENSE.md`."
+)
 
 st.subheader("Run it yourself")
 st.markdown("With Python 3.11 or 3.12:")
 st.code("python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/streamlit run streamlit_app.py",
         language="bash")
 st.markdown(
-    "The dataset images are not part of the repository. The evaluation gallery and training need them: set "
+    "The app runs on its bundled models and example cases alone. The dataset images are not part of the "
+    "repository; with them, the galleries draw on the whole test splits and you can train: set "
     "`DERMLAB_DATA_DIR` to the folder holding `isic_9class/` and `ham10000/` (default: `../shared/data` beside "
     "the repository):"
 )
 st.code("DERMLAB_DATA_DIR=/path/to/data .venv/bin/streamlit run streamlit_app.py", language="bash")
-st.caption("Tests: `bash .ci/run`. Training: see the Train page.")
+st.caption("Tests: `bash .ci/run`. Training needs TensorFlow too: `.venv/bin/pip install -r requirements-train.txt` "
+           "(see the Train page). Hosting: `docs/hosting.md`.")
 
 st.subheader("Privacy")
 st.markdown(

@@ -284,3 +284,6 @@ def test_about_page():
     assert "DERMLAB_DATA_DIR" in text and "pip install -r requirements.txt" in text
     assert "never stored" in text and "no usage statistics" in text
     assert "HAM10000" in text and "ISIC Archive" in text and "CC BY-NC 4.0" in text
+    # the code's licence and the models' and example images' non-commercial terms
+    assert "Apache License 2.0" in text and "non-commercial" in text and "assets/examples/LICENSE.md" in text
+    assert "Apache License" in (ROOT / "LICENSE").read_text()
