@@ -13,9 +13,10 @@ from typing import Optional
 import streamlit as st
 
 import model_zoo
+from model_zoo import datadir, examples
 
 MODEL_CACHE_SIZE = int(os.environ.get("DERMLAB_MODEL_CACHE", "3"))
-DATA_ENV = "DERMLAB_DATA_DIR"
+DATA_ENV = datadir.DATA_ENV
 ROOT = Path(__file__).resolve().parent
 
 
@@ -78,11 +79,18 @@ def predictions(model_id: str) -> list[dict]:
 
 
 def data_dir() -> Optional[Path]:
-    """The image folder if present ($DERMLAB_DATA_DIR, else ../shared/data); None when absent."""
-    for candidate in (os.environ.get(DATA_ENV), ROOT.parent / "shared" / "data"):
-        if candidate and (Path(candidate) / "isic_9class").is_dir():
-            return Path(candidate)
-    return None
+    """The image folder if present; None when absent.
+
+    model_zoo.datadir decides: $DERMLAB_DATA_DIR if set (a folder without data counts as absent, not as a
+    reason to look elsewhere), else ../shared/data.
+    """
+    return datadir.find_data_dir()
+
+
+def has_dataset(dataset: str) -> bool:
+    """Whether the data folder holds this dataset's images (else the pages use the bundled example cases)."""
+    root = data_dir()
+    return root is not None and datadir.has_dataset(root, dataset)
 
 
 def dataset_image(dataset: str, relative_path: str) -> Optional[Path]:
@@ -91,3 +99,30 @@ def dataset_image(dataset: str, relative_path: str) -> Optional[Path]:
     path = root / dataset / relative_path if root else None
     return path if path and path.is_file() else None
 
+
+@st.cache_data(show_spinner=False)
+def _cases(dataset: str, root: Optional[str]) -> list[examples.Case]:
+    return examples.cases(dataset, Path(root) if root else None)
+
+
+def cases(dataset: str) -> list[examples.Case]:
+    """The dataset's whole test split when the data folder holds it, else the bundled example cases."""
+    root = data_dir() if has_dataset(dataset) else None
+    return _cases(dataset, str(root) if root else None)
+
+
+def case_image(dataset: str, image_id: str, relative_path: str) -> Optional[Path]:
+    """A predictions.csv image: from the data folder when present, else from the bundled cases (or None)."""
+    if has_dataset(dataset):
+        return dataset_image(dataset, relative_path)
+    case = examples.find(cases(dataset), image_id)
+    return case.path if case else None
+
+
+def bundled_mistakes(dataset: str, split: str, mistakes: list[dict]) -> tuple[list[dict], int]:
+    """The mistakes among the bundled example cases and how many cases there are ([], 0 off the test split:
+    the bundled cases are test images only)."""
+    if split != examples.TEST_SPLIT:
+        return [], 0
+    bundled = _cases(dataset, None)
+    return examples.among(mistakes, bundled), len(bundled)

@@ -1,4 +1,5 @@
-"""Small UI pieces shared by pages: disclaimer, model picker, data hint (functions end in _ui), deep-link routing."""
+"""Small UI pieces shared by pages: disclaimer, model picker, example picker, data hint (functions end in _ui),
+deep-link routing."""
 from __future__ import annotations
 
 import contextlib
@@ -11,10 +12,13 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import app_cache
+from model_zoo import examples
+from model_zoo.examples import Case
 
 ENTRYPOINT = Path(__file__).resolve().parent / "streamlit_app.py"
 _ROUTED: contextvars.ContextVar[bool] = contextvars.ContextVar("routed_by_navigation", default=False)
 DATASET_LABELS = {"isic_9class": "ISIC 9-class", "ham10000": "HAM10000 7-class"}
+GALLERY_PER_CLASS = 4             # example cases per class in a gallery (every class shown)
 DISCLAIMER = ("**Teaching and research demo — not a medical device.** Do not use it to diagnose or to decide on "
               "treatment. A model can be confidently wrong; any worrying lesion needs a clinician.")
 
@@ -54,6 +58,25 @@ def model_picker_ui(key: str, label: str = "Model", dataset: Optional[str] = Non
 def data_hint_ui(what: str) -> None:
     st.info(f"{what} needs the dataset images. Point the app at them with the environment variable "
             "`DERMLAB_DATA_DIR=/path/to/data` (the folder holding `isic_9class/` and `ham10000/`) and restart it.")
+
+
+def example_case_ui(dataset: str, key: str, per_class: int = GALLERY_PER_CLASS) -> Optional[Case]:
+    """Pick an example case of `dataset` (true label hidden); None, after saying why, when there is none."""
+    cases = app_cache.cases(dataset)
+    if not cases:
+        data_hint_ui("The example gallery")
+        return None
+    picks = examples.gallery(cases, per_class)
+    if not app_cache.has_dataset(dataset):
+        st.caption(f"{len(picks)} example cases bundled with the app, drawn at random from the test split. "
+                   "With the dataset images (`DERMLAB_DATA_DIR`) the gallery draws on the whole test split.")
+    choice = st.selectbox("Example image (true label hidden until you reveal it)", range(len(picks)),
+                          format_func=lambda i: f"Example {i + 1}: {picks[i].image_id}", key=key)
+    case = picks[choice]
+    if not case.path.is_file():
+        st.warning("This example image is missing from the data folder.")
+        return None
+    return case
 
 
 @contextlib.contextmanager

@@ -23,7 +23,6 @@ from model_zoo.uploads import iter_zip
 app_ui.route_deep_link()
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
-GALLERY_SIZE = 24
 
 
 def probability_chart(reading) -> alt.Chart:
@@ -64,26 +63,9 @@ def image_source_ui(card: dict) -> tuple[str, bytes | None, str | None]:
 
 
 def example_ui(card: dict) -> tuple[str, bytes | None, str | None]:
-    if app_cache.data_dir() is None:
-        app_ui.data_hint_ui("The example gallery")
-        return "", None, None
-    rows = [r for r in app_cache.predictions(card["id"]) if r.get("split") == "test"]
-    rows = sorted(rows, key=lambda r: (r["true"], r["image_id"]))
-    by_class: dict[str, list[dict]] = {}
-    for row in rows:
-        by_class.setdefault(row["true"], []).append(row)
-    picks = [r for group in by_class.values() for r in group[:3]][:GALLERY_SIZE]
-    if not picks:
-        st.info("This model has no saved test predictions to draw examples from.")
-        return "", None, None
-    choice = st.selectbox("Example image (true label hidden until you reveal it)", range(len(picks)),
-                          format_func=lambda i: f"Example {i + 1}: {picks[i]['image_id']}", key="classify_example")
-    row = picks[choice]
-    path = app_cache.dataset_image(card["dataset"], row["path"])
-    if path is None:
-        st.warning("This example image is missing from the data folder.")
-        return "", None, None
-    return row["image_id"], path.read_bytes(), row["true"]
+    """A test-split case of the model's dataset: the whole split with the data folder, else the bundled cases."""
+    case = app_ui.example_case_ui(card["dataset"], key="classify_example")
+    return (case.image_id, case.read_bytes(), case.label) if case else ("", None, None)
 
 
 def summary_ui(reading, card: dict, true_label: str | None, metrics: dict) -> None:

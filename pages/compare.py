@@ -16,21 +16,38 @@ app_ui.route_deep_link()
 
 COLUMNS = 3
 
+
+def image_ui(datasets: list[str]) -> tuple[bytes | None, str | None]:
+    """(image bytes or None, true label for an example case or None)."""
+    options = ["Upload", "Example case"]
+    source = st.radio("Image source", options, horizontal=True, key="compare_source")
+    if source == options[0]:
+        upload = st.file_uploader("Dermoscopy image", type=["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"],
+                                  key="compare_upload")
+        return (upload.getvalue(), None) if upload else (None, None)
+    if not datasets:
+        return None, None
+    dataset = st.selectbox("Example case from", datasets, format_func=lambda d: app_ui.DATASET_LABELS.get(d, d),
+                           key="compare_example_dataset")
+    case = app_ui.example_case_ui(dataset, key="compare_example")
+    return (case.read_bytes(), case.label) if case else (None, None)
+
+
 st.title("Compare models on one image")
 app_ui.disclaimer_ui()
 st.caption("Every usable model in the zoo classifies the same image; where they disagree is worth a discussion.")
-upload = st.file_uploader("Dermoscopy image", type=["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"], key="compare_upload")
 cards = app_cache.usable_cards()
 datasets = sorted({c["dataset"] for c in cards})
 chosen = st.multiselect("Datasets", datasets, default=datasets, format_func=lambda d: app_ui.DATASET_LABELS.get(d, d))
 cards = [c for c in cards if c["dataset"] in chosen]
-if upload is None:
-    st.info("Upload an image to compare the models.")
+data, true_label = image_ui(chosen)
+if data is None:
+    st.info("Upload an image, or pick an example case, to compare the models.")
 elif not cards:
     st.error("No usable model for these datasets.")
 else:
     try:
-        image = load_image(upload.getvalue())
+        image = load_image(data)
     except ImageError as exc:
         st.error(f"Cannot use this file: {exc}")
         st.stop()
@@ -63,6 +80,9 @@ else:
     tops = {r["prediction"] for r in rows if "probability" in r}
     if len(tops) > 1:
         st.warning(f"The models disagree: {', '.join(sorted(tops))}.")
+    if true_label is not None:
+        with st.expander("Reveal the true label (guess first!)"):
+            st.write(f"True label: **{display_name(true_label)}**.")
     st.markdown("#### Grad-CAM of each model's top class")
     grid = st.columns(COLUMNS)
     for i, (card, reading, overlay) in enumerate(heatmaps):

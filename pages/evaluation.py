@@ -232,9 +232,15 @@ def gallery_ui(card: dict, predictions: list[dict], split: str, split_name: str)
         return
     st.caption(f"{len(wrong_all)} of {total} {split_name} images are misclassified. Most confident mistakes first: "
                "these are the most instructive (and the most dangerous).")
-    if app_cache.data_dir() is None:
-        app_ui.data_hint_ui("The misclassification gallery")
-        return
+    if not app_cache.has_dataset(card["dataset"]):
+        wrong_all, bundled = app_cache.bundled_mistakes(card["dataset"], split, wrong_all)
+        if not bundled:
+            app_ui.data_hint_ui("The misclassification gallery")
+            return
+        st.caption(f"Drawn from the bundled examples only: the data folder is absent, so the gallery shows the "
+                   f"{len(wrong_all)} mistakes among the {bundled} example cases bundled with the app.")
+        if not wrong_all:
+            return
     true_classes = list(dict.fromkeys(w["true"] for w in wrong_all))
     chosen = st.selectbox("True class", ["All classes"] + true_classes, key=f"eval_gallery_class_{card['id']}",
                           format_func=lambda c: c if c == "All classes" else display_name(c))
@@ -246,7 +252,7 @@ def gallery_ui(card: dict, predictions: list[dict], split: str, split_name: str)
         if i % GALLERY_COLUMNS == 0:
             cols = st.columns(GALLERY_COLUMNS)
         col = cols[i % GALLERY_COLUMNS]
-        path = app_cache.dataset_image(card["dataset"], item["path"])
+        path = app_cache.case_image(card["dataset"], item["image_id"], item["path"])
         caption = (f"True: {display_name(item['true'])} · Predicted: {display_name(item['predicted'])} "
                    f"({reports.pct(item['confidence'])} sure; {reports.pct(item['p_true'])} for the true class)")
         if path is None:

@@ -1,4 +1,4 @@
-"""Command line: `python -m trainer {train,evaluate,tune,calibrate,...,export,report,list,set-default} --help`.
+"""Command line: `python -m trainer {train,evaluate,tune,calibrate,...,export,report,examples,list,set-default} --help`.
 
 Each subcommand parses its arguments into plain values and calls an importable function.
 """
@@ -203,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Rewrite the saved splits (deterministic, fixed seed).")
     p.add_argument("--data-dir")
 
+    p = sub.add_parser("examples", help="write the bundled example cases (assets/examples) from the test splits",
+                       description="Draw a few test-split images per class of each dataset at random (fixed seed), "
+                                   "copy them byte for byte with manifest.csv and LICENSE.md, and replace the "
+                                   "examples folder atomically; refused if it would exceed 3 MB.")
+    p.add_argument("--data-dir", help="folder holding isic_9class/ and ham10000/ (default: $DERMLAB_DATA_DIR, then ../shared/data)")
+    p.add_argument("--per-class", type=int, default=4, help="images per class and dataset (all of a class that has fewer)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", help="the examples folder (default: assets/examples in the repository)")
+
     p = sub.add_parser("list", help="list architectures and zoo models", description="List architectures and zoo models.")
     p.add_argument("--zoo-dir")
 
@@ -363,6 +372,16 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         for path in write_splits(args.data_dir):
             print(path)
+        return 0
+    if args.command == "examples":
+        from .examples import DEFAULT_OUT, ExamplesError, write_examples
+
+        try:
+            summary = write_examples(args.data_dir, args.per_class, args.seed, args.out or DEFAULT_OUT)
+        except ExamplesError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(summary, indent=2))
         return 0
     if args.command == "list":
         import model_zoo

@@ -7,7 +7,6 @@ stored in the repository (trainer/splits/*.csv).
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -17,14 +16,15 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from model_zoo import datadir
 from model_zoo.preprocessing import ImageError, load_image, prepare_image
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
-DATA_ENV = "DERMLAB_DATA_DIR"
-DATASETS = ("isic_9class", "ham10000")
+DATA_ENV = datadir.DATA_ENV
+DATASETS = datadir.DATASETS
 SEED = 42
 ISIC_VAL_FRACTION = 0.15
 HAM_FOLDS = 20                         # 14 train / 3 validation / 3 test folds = 70 / 15 / 15
@@ -50,15 +50,19 @@ class DataError(RuntimeError):
 
 
 def resolve_data_dir(path: Optional[str | Path] = None) -> Path:
-    """The data directory: argument, then $DERMLAB_DATA_DIR, then ../shared/data beside the repo."""
-    candidates = [path, os.environ.get(DATA_ENV), REPO_ROOT.parent / "shared" / "data"]
-    for candidate in candidates:
-        if candidate:
-            candidate = Path(candidate).expanduser()
-            if (candidate / "isic_9class").is_dir() or (candidate / "ham10000").is_dir():
-                return candidate
-            if candidate == Path(path or "") and path:
-                raise DataError(f"Data directory {candidate} has no isic_9class/ or ham10000/ folder.")
+    """The data directory: argument, then $DERMLAB_DATA_DIR, then ../shared/data beside the repo.
+
+    The first one given decides (model_zoo.datadir): a $DERMLAB_DATA_DIR without data is an error, not a
+    silent switch to ../shared/data, so the app and the trainer agree on where the images are.
+    """
+    folder, origin = datadir.candidate(path)
+    if datadir.has_dataset(folder):
+        return folder
+    if origin == datadir.ARGUMENT:
+        raise DataError(f"Data directory {folder} has no isic_9class/ or ham10000/ folder.")
+    if origin == datadir.ENVIRONMENT:
+        raise DataError(f"{DATA_ENV}={folder} has no isic_9class/ or ham10000/ folder. Set it to the folder that "
+                        "holds them (for example ../shared/data), or pass --data-dir.")
     raise DataError(
         f"No data directory found. Pass --data-dir, or set {DATA_ENV} to the folder that holds "
         "isic_9class/ and ham10000/ (for example ../shared/data)."

@@ -181,8 +181,10 @@ def test_evaluation_heatmap_button_shows_gradcam(real_card, data_dir):
 
 
 def test_evaluation_gallery_without_data_folder_shows_hint(real_card, monkeypatch):
+    """Without data the test gallery falls back on the bundled cases (tests/app/test_no_data.py); validation has none."""
     monkeypatch.setattr(app_cache, "data_dir", lambda: None)
     at = run_page("evaluation")
+    at.toggle(key="eval_use_validation").set_value(True).run()
     assert any("The misclassification gallery needs the dataset images" in i.value for i in at.info)
     assert not at.get("image")
 
