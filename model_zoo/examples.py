@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -63,9 +63,10 @@ class Case:
     site: Optional[str] = None
     source: str = ""
     bundled: bool = False
+    data: Optional[bytes] = field(default=None, repr=False, compare=False)   # an upload held in memory only
 
     def read_bytes(self) -> bytes:
-        return self.path.read_bytes()
+        return self.data if self.data is not None else self.path.read_bytes()
 
     @property
     def licence(self) -> str:
