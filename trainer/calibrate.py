@@ -47,7 +47,8 @@ def _split_arrays(rows: list[dict], split: str, classes: list[str]) -> tuple[np.
 
 
 def calibrate_model(model_id: str, zoo_root: Optional[Path] = None, n_bootstrap: int = 1000) -> dict:
-    """Recompute from predictions.csv; rewrites metrics.json["calibration"] and the card's summary atomically."""
+    """Recompute from predictions.csv; rewrites metrics.json["calibration"] and the card's summary atomically,
+    then metrics.json["clinical"] (trainer/clinical.py), which uses the new temperature."""
     import model_zoo
 
     folder = model_zoo.zoo.model_folder(model_id, zoo_root)
@@ -61,4 +62,7 @@ def calibrate_model(model_id: str, zoo_root: Optional[Path] = None, n_bootstrap:
     store.write_json_atomic(folder / store.METRICS_FILE, metrics)
     card.update(card_summary(result))
     store.write_json_atomic(folder / store.CARD_FILE, card)
+    from .clinical import clinical_for_model
+
+    clinical_for_model(model_id, zoo_root, n_bootstrap)        # its sets and thresholds depend on the temperature
     return result

@@ -150,6 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoo-dir")
     p.add_argument("--bootstrap", type=int, default=1000)
 
+    p = sub.add_parser("clinical", help="clinical views from saved predictions: PR curves, benign vs malignant, "
+                                        "per-class and lesion-level CIs, conformal sets",
+                       description="From zoo models' predictions.csv (no network is run): precision-recall curves, "
+                                   "benign-versus-malignant AUROC and operating points, per-class bootstrap intervals "
+                                   "(by lesion where lesion ids exist) and split conformal prediction sets fitted on "
+                                   "validation; stored in metrics.json[\"clinical\"]. card.json is not touched.")
+    p.add_argument("model_ids", nargs="*", metavar="MODEL_ID")
+    p.add_argument("--all", action="store_true", help="every model in the zoo")
+    p.add_argument("--zoo-dir")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--coverage", type=float, default=0.90, help="conformal target coverage (default 0.90)")
+
     p = sub.add_parser("subgroups", help="test metrics by subgroup: sex, age band, body site (HAM10000); image source (9-class)",
                        description="Per-subgroup test metrics with counts and CIs, stored in metrics.json.")
     p.add_argument("model_id")
@@ -232,6 +244,35 @@ def print_selection_check(check: dict) -> None:
     print("  chosen most often: " + "; ".join(f"{combo} ({n}x)" for combo, n in check["most_chosen"]))
 
 
+def _clinical(args: argparse.Namespace) -> int:
+    """`clinical MODEL_ID... | --all`: one summary line per model; a model that vanished meanwhile is skipped."""
+    from pathlib import Path
+
+    from model_zoo import store
+    from model_zoo.zoo import ModelUnavailable
+
+    from .clinical import clinical_for_model, summary_line
+
+    root = Path(args.zoo_dir) if args.zoo_dir else None
+    if args.all == bool(args.model_ids):
+        print("error: name MODEL_IDs or pass --all (not both)", file=sys.stderr)
+        return 2
+    if not 0 < args.coverage < 1:
+        print("error: --coverage must be between 0 and 1", file=sys.stderr)
+        return 2
+    model_ids = [f.name for f in store.model_folders(root)] if args.all else args.model_ids
+    missing = 0
+    for model_id in model_ids:
+        try:
+            result = clinical_for_model(model_id, root, args.bootstrap, args.coverage)
+        except (ModelUnavailable, FileNotFoundError) as exc:   # e.g. deleted by someone else meanwhile
+            print(f"skipped {model_id}: {exc}", file=sys.stderr)
+            missing += 1
+            continue
+        print(summary_line(model_id, result), flush=True)
+    return 2 if missing and not args.all else 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -286,6 +327,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                           "abstention": {k: result["abstention"][k] for k in ("threshold", "coverage", "test")}},
                          indent=2))
         return 0
+    if args.command == "clinical":
+        return _clinical(args)
     if args.command == "subgroups":
         from .subgroups import subgroups_for_model
 

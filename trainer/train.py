@@ -426,6 +426,9 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
     folder = publish(config, model, classes, size, card, metrics, history, table,
                      Path(config.zoo_dir) if config.zoo_dir else None)
     log.info("Published %s (test balanced accuracy %.3f) to %s", card["id"], metrics["test"]["balanced_accuracy"], folder)
+    from .clinical import clinical_for_model
+
+    clinical_for_model(card["id"], Path(config.zoo_dir) if config.zoo_dir else None, config.bootstrap)
     if not config.limit_per_class:          # full runs: the 'not dermoscopy' detector and subgroup metrics
         from .ood import fit_ood_for_model
         from .subgroups import subgroups_for_model
