@@ -126,3 +126,33 @@ def bundled_mistakes(dataset: str, split: str, mistakes: list[dict]) -> tuple[li
         return [], 0
     bundled = _cases(dataset, None)
     return examples.among(mistakes, bundled), len(bundled)
+
+
+# ---------------------------------------------------------------------------------------------- shared cases
+# A teacher's link sends a class to the same cases: each case's diagnosis and heatmap is computed once per
+# process and shared by every session (keyed by model id and case key, never by the image object).
+@st.cache_data(max_entries=4096, show_spinner=False)
+def case_view(model_id: str, case_key: str, _data: bytes) -> dict:
+    """What the model says about one case, through the one diagnosis path, as plain data:
+    {"top", "ranked" [(label, p)], "abstains", "melanoma_alert", "melanoma_probability",
+    "melanoma_threshold", "refusal", "prediction_set"}. `case_key` must identify `_data`."""
+    from model_zoo.diagnosis import diagnose
+
+    result = diagnose(load_model(model_id), _data, name=case_key, metrics=metrics(model_id))
+    reading = result.reading
+    return {"top": result.top, "ranked": reading.ranked() if reading else [], "abstains": bool(result.abstains),
+            "melanoma_alert": bool(result.melanoma_alert), "melanoma_probability": result.melanoma_probability,
+            "melanoma_threshold": result.melanoma_threshold, "refusal": result.refusal,
+            "prediction_set": list(result.prediction_set or [])}
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def case_heatmap_png(model_id: str, case_key: str, _data: bytes, target: str, method: str, colormap: str) -> bytes:
+    """The heatmap overlay of one case for one class, method and colour map, as PNG bytes."""
+    from model_zoo.diagnosis import heatmap
+    from model_zoo.overlay import render_overlay, to_png_bytes
+    from model_zoo.preprocessing import load_image
+
+    image = load_image(_data)
+    heat = heatmap(load_model(model_id), image, target, method, explainer=get_explainer(model_id, method))
+    return to_png_bytes(render_overlay(image, heat.values, colormap=colormap))

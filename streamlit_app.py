@@ -18,6 +18,9 @@ pages = {
         st.Page("pages/classify.py", title="Classify", icon=":material/biotech:", default=True),
         st.Page("pages/compare.py", title="Compare models", icon=":material/compare:"),
     ],
+    "Learn": [
+        st.Page("pages/quiz.py", title="Quiz", icon=":material/school:"),
+    ],
     "Understand": [
         st.Page("pages/evaluation.py", title="Evaluation", icon=":material/monitoring:"),
         st.Page("pages/model_cards.py", title="Model cards", icon=":material/description:"),
