@@ -206,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_id")
     _add_common(p)
 
+    p = sub.add_parser("quality", help="choose the image-quality gate's thresholds on validation; judge hair removal",
+                       description="Measure sharpness, exposure and size of the validation and test images, choose "
+                                   "thresholds on validation, count test images flagged; write "
+                                   "model_zoo/quality_thresholds.json (trainer/quality.py).")
+    p.add_argument("--data-dir")
+    p.add_argument("--hair-model", help="zoo model for the hair-removal check (default: the app's default model)")
+
     p = sub.add_parser("report", help="write docs/results.md from the zoo's metrics",
                        description="Regenerate docs/results.md from every zoo model's card and metrics.json.")
     p.add_argument("--zoo-dir")
@@ -404,6 +411,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(json.dumps(entry, indent=2))
+        return 0
+    if args.command == "quality":
+        from .quality import run_quality
+
+        record = run_quality(args.data_dir, hair_model=args.hair_model)
+        print(json.dumps({k: record[k] for k in ("thresholds", "tail_share", "test", "external", "hair_removal")
+                          if k in record}, indent=2))
         return 0
     if args.command == "report":
         from .report import write_results
