@@ -94,7 +94,8 @@ def melanoma_sentence(card: dict, probability: float) -> Optional[tuple[bool, st
 
 
 def batch_row(name: str, reading: Optional[Reading], error: Optional[str] = None, card: Optional[dict] = None) -> dict:
-    """One row of the batch table / CSV."""
+    """One row of the batch table / CSV. Superseded by model_zoo.diagnosis.batch_table (every class probability,
+    the model's sha256, the quality, not-dermoscopy and melanoma flags); kept until pages/classify.py switches."""
     if reading is None:
         return {"file": name, "prediction": "", "probability": None, "uncertain_refer": None,
                 "malignant_or_premalignant": None, "second": "", "error": error or ""}
