@@ -3,9 +3,9 @@
 - prediction, from uploaded bytes to probabilities: the app's path (shared preprocessing, then
   LiteRT when the model has a model.tflite, see model_zoo/litert.py), the Keras path (a compiled
   tf.function) and `keras_model.predict` on the same prepared array (the naive way);
-- Grad-CAM for the top class: the app's (LiteRT class maps, or the compiled Keras Grad-CAM),
-  the compiled Keras Grad-CAM and tf-keras-vis Gradcam with default settings (clone per
-  visualiser, eager); Grad-CAM++ and Score-CAM (batched) are timed too;
+- heatmaps for the top class: the app's (numpy on the LiteRT feature maps, or Keras when the model
+  has no such export) against the compiled Keras Grad-CAM and tf-keras-vis (clone per visualiser,
+  eager; Score-CAM batched), with the heatmaps' correlation;
 - batch mode: images/s for 100 images in one call vs one by one, for several chunk sizes
   (model_zoo.zoo.PREDICT_BATCH), with the CPU use of this process (process time / wall time,
   2.0 = both cores busy) and the forward pass alone per image at batch 1 vs per chunk: the
@@ -147,9 +147,13 @@ def cams(model, keras_path, card: dict, array: np.ndarray, repeats: int) -> None
           f"tf-keras-vis {p50(t_ref):7.1f} | ratio to tf-keras-vis {p50(t_ref) / p50(t_fast):5.1f}x "
           f"| heatmap correlation {corr:.4f}")
     for name in ("gradcam++", "scorecam"):
-        explainer = create_explainer(name, model.keras_model, card["cam_layer"])
-        t = timed(lambda: explainer(array, top), max(3, repeats // 10), warmup=1)
-        print(f"{name}: {p50(t):7.1f}")
+        ours = model.explainer(name)
+        reference = create_explainer(name, keras_path.keras_model, card["cam_layer"])
+        t_ours = timed(lambda: ours(array, top), max(3, repeats // 10), warmup=1)
+        t_ref = timed(lambda: reference(array, top), max(3, repeats // 10), warmup=1)
+        corr = np.corrcoef(ours(array, top).ravel(), reference(array, top).ravel())[0, 1]
+        print(f"{name}: ours ({type(ours).__name__}) {p50(t_ours):7.1f} | tf-keras-vis {p50(t_ref):7.1f} | "
+              f"ratio {p50(t_ref) / p50(t_ours):5.1f}x | heatmap correlation {corr:.4f}")
 
 
 if __name__ == "__main__":

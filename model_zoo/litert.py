@@ -6,15 +6,17 @@
 - input: float32 pixels (n, h, w, 3) in 0..255, prepared by model_zoo.preprocessing;
 - "probabilities": the network's softmax output (before temperature scaling);
 - "features": the penultimate `avg_pool` features (the OOD detector's input);
-- "cam_0", "cam_1", ...: per CAM layer, the class maps (n, h', w', n_classes) =
-  sum_k W[k, c] A_k / (h' w'), written only when the head is global average
-  pooling followed by the linear `pred` layer (checked numerically at export).
-  Grad-CAM's weights are then the same W[k, c] / (h' w') for every position, so
-  Grad-CAM is the ReLU of these maps: exact, with no gradient pass.
+- "fmap_0", "fmap_1", ...: the CAM layers' feature maps (n, h', w', K), one per card `cam_layer`.
+
+Beside it, `head.npz` (model_zoo.explainers.DenseHead) holds the layers after the CAM layers when
+they are global average pooling + dense layers (checked numerically at export): the score's gradient
+is then exact from those weights, so Grad-CAM and Grad-CAM++ need no gradient pass, and Score-CAM
+needs only forward passes. All three heatmaps run with numpy (model_zoo.explainers, LiteRT section).
+The card's "litert" entry records both files' sizes and sha256; anything missing or altered falls
+back to Keras with the reason in `ZooModel.backend_reason` / `ZooModel.explainer_backend`.
 
 The interpreter holds the weights (memory-mapped) and a small arena: the app then
 needs ~100 MB for a model instead of TensorFlow's ~460 MB import, and starts faster.
-TensorFlow is still imported on demand for Grad-CAM++ and Score-CAM.
 """
 from __future__ import annotations
 
@@ -23,14 +25,18 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from . import store
 
+if TYPE_CHECKING:
+    from .explainers import DenseHead
+
 log = logging.getLogger(__name__)
 LITERT_FILE = "model.tflite"
+CHUNK = 8                            # images per interpreter call (zoo.PREDICT_BATCH: memory flat, same speed)
 BACKEND_ENV = "DERMLAB_BACKEND"      # "keras": never use model.tflite (benchmarks, debugging)
 SIGNATURE = "serving_default"
 
@@ -38,6 +44,16 @@ SIGNATURE = "serving_default"
 def installed() -> bool:
     """Whether the ai-edge-litert package is importable."""
     return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def _checked(folder: Path, entry: dict, default: str) -> tuple[Optional[Path], str]:
+    """(path, "") when the file `entry` records is present with its size and sha256, else (None, why not)."""
+    path = Path(folder) / entry.get("file", default)
+    if not path.is_file():
+        return None, f"{path.name} is missing"
+    if path.stat().st_size != entry.get("size_bytes") or store.sha256_file(path) != entry.get("sha256"):
+        return None, f"{path.name} does not match its card (size or sha256): re-export it"
+    return path, ""
 
 
 def usable_file(folder: Path, card: dict) -> tuple[Optional[Path], str]:
@@ -49,12 +65,24 @@ def usable_file(folder: Path, card: dict) -> tuple[Optional[Path], str]:
         return None, f"{BACKEND_ENV}=keras"
     if not installed():
         return None, "the ai-edge-litert package is not installed"
-    path = Path(folder) / entry.get("file", LITERT_FILE)
-    if not path.is_file():
-        return None, f"{path.name} is missing"
-    if path.stat().st_size != entry.get("size_bytes") or store.sha256_file(path) != entry.get("sha256"):
-        return None, f"{path.name} does not match its card (size or sha256): re-export it"
-    return path, ""
+    return _checked(folder, entry, LITERT_FILE)
+
+
+def load_head(folder: Path, card: dict) -> tuple[Optional["DenseHead"], str]:
+    """(DenseHead, "") or (None, why Grad-CAM and Grad-CAM++ cannot run on the LiteRT export)."""
+    from .explainers import HEAD_FILE, DenseHead
+
+    entry = (card.get("litert") or {}).get("head")
+    if not entry:
+        return None, ("the LiteRT export records no head weights (head.npz: written when the layers after the CAM "
+                      "layers are average pooling + dense layers, by `python -m trainer export`)")
+    path, reason = _checked(folder, entry, HEAD_FILE)
+    if path is None:
+        return None, reason
+    try:
+        return DenseHead.load(path), ""
+    except (OSError, ValueError, KeyError) as exc:
+        return None, f"{path.name} is unreadable ({type(exc).__name__}: {exc})"
 
 
 def _threads() -> int:
@@ -68,14 +96,15 @@ class LiteRTRunner:
     """One interpreter per model, shared by all app sessions: calls are serialised by a lock
     (an interpreter is not thread-safe; with 2 cores, one call at a time using both is fastest)."""
 
-    def __init__(self, path: Path, cam_outputs: int):
+    def __init__(self, path: Path, fmap_outputs: Sequence[str] = ()):
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
-        self.cam_outputs = int(cam_outputs)
         self._interpreter = Interpreter(model_path=str(path), num_threads=_threads())
         self._runner = self._interpreter.get_signature_runner(SIGNATURE)
         self._input = next(iter(self._runner.get_input_details()))
+        self.output_names = set(self._runner.get_output_details())
+        self.fmap_outputs = [name for name in fmap_outputs if name in self.output_names]   # the card's, if present
         self._lock = threading.Lock()
 
     def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -85,6 +114,11 @@ class LiteRTRunner:
             outputs = self._runner(**{self._input: batch})
             return {name: np.array(value, dtype=np.float32, copy=True) for name, value in outputs.items()}
 
+    def run_chunked(self, batch: np.ndarray, chunk: int = CHUNK) -> dict[str, np.ndarray]:
+        """All outputs for any number of images, CHUNK at a time (the heatmaps' forward passes)."""
+        parts = [self(batch[i:i + chunk]) for i in range(0, len(batch), chunk)]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]} if parts else {}
+
 
 def load_runner(folder: Path, card: dict) -> tuple[Optional[LiteRTRunner], str]:
     """(runner, "") or (None, why the Keras path is used instead)."""
@@ -92,7 +126,7 @@ def load_runner(folder: Path, card: dict) -> tuple[Optional[LiteRTRunner], str]:
     if path is None:
         return None, reason
     try:
-        return LiteRTRunner(path, len(card["litert"].get("cam_outputs", []))), ""
+        return LiteRTRunner(path, card["litert"].get("fmap_outputs", [])), ""
     except Exception as exc:  # noqa: BLE001  (a file the interpreter refuses: fall back to Keras)
         log.warning("LiteRT could not open %s: %s", path, exc)
         return None, f"the LiteRT interpreter refused {path.name}: {type(exc).__name__}: {exc}"

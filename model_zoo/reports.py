@@ -488,7 +488,8 @@ def serving_text(card: dict) -> str:
         return "Keras (TensorFlow); `python -m trainer export` would add a LiteRT file"
     diff = entry.get("max_probability_diff")
     check = f", probabilities within {diff:.0e} of Keras on {entry.get('checked_on')}" if is_number(diff) else ""
-    cams = ", Grad-CAM from its class maps" if entry.get("cam_outputs") else ""
+    heatmaps = ("Grad-CAM, Grad-CAM++ and Score-CAM" if entry.get("head") else "Score-CAM") if entry.get("fmap_outputs") else ""
+    cams = f", {heatmaps} from its feature maps" if heatmaps else ""
     return f"LiteRT, without TensorFlow ({entry.get('file', 'model.tflite')}, {human_bytes(entry.get('size_bytes'))}{check}{cams})"
 
 

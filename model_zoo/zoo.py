@@ -131,9 +131,9 @@ def _read_csv(path: Path) -> list[dict]:
 class ZooModel:
     """A loaded model and its card; `predict` applies the training preprocessing.
 
-    Forward passes run on the LiteRT interpreter when the model has an intact `model.tflite`
-    (model_zoo.litert; no TensorFlow import), else on Keras. The Keras model itself is loaded
-    on first use of `keras_model` (Grad-CAM++, Score-CAM, or no LiteRT file).
+    Forward passes and heatmaps run on the LiteRT interpreter when the model has an intact
+    `model.tflite` (model_zoo.litert; no TensorFlow import), else on Keras. The Keras model itself
+    is loaded on first use of `keras_model` (no usable LiteRT file, or an export without heatmap outputs).
     """
 
     card: dict
@@ -216,22 +216,53 @@ class ZooModel:
             self._compiled = lambda chunk: tuple(np.asarray(t, np.float32) for t in compiled(tf.constant(chunk)))
         return self._compiled
 
-    def class_maps(self, batch: np.ndarray) -> list[np.ndarray]:
-        """LiteRT only: per CAM layer, (n, h', w', n_classes) maps whose ReLU is Grad-CAM (model_zoo.litert)."""
-        outputs = self.runner(batch)
-        return [outputs[f"cam_{i}"] for i in range(self.runner.cam_outputs)]
+    def explainer_backend(self, method: str) -> tuple[str, str]:
+        """("litert", "") when the LiteRT export can compute `method` with numpy, else ("keras", why not)."""
+        from .explainers import litert_requirements
+
+        needs_head = litert_requirements(method)
+        if needs_head is None:
+            return "keras", f"{method!r} has no LiteRT version"
+        if self.runner is None:
+            return "keras", f"no LiteRT interpreter ({self.backend_reason})"
+        if len(self.runner.fmap_outputs) != len(self.cam_layers):
+            return "keras", ("the LiteRT export has no feature-map outputs (fmap_0, ...) for the CAM layers, as "
+                             "exports made before heatmaps ran on LiteRT: re-export with `python -m trainer export`")
+        if needs_head and self.head is None:
+            return "keras", self._head[1]
+        return "litert", ""
 
     def explainer(self, method: str):
         """A heatmap function `(images, class_index) -> (n, h, w)` in [0, 1] (model_zoo.explainers).
 
-        Grad-CAM comes from the LiteRT class maps when the export has them; every other case
-        builds the explainer on the Keras model (loading TensorFlow on first use).
+        Grad-CAM, Grad-CAM++ and Score-CAM run on the LiteRT export with numpy when it has the feature
+        maps (and, for the gradient methods, the head weights); otherwise, and for the tf-keras-vis
+        reference, on the Keras model (loading TensorFlow on first use), with the reason logged.
         """
-        from .explainers import ClassMapGradCAM, create_explainer
+        from .explainers import create_explainer, create_litert_explainer, litert_requirements
 
-        if method == "gradcam" and self.runner is not None and self.runner.cam_outputs:
-            return ClassMapGradCAM(self.class_maps, self.input_size)
+        backend, why = self.explainer_backend(method)
+        if backend == "litert":
+            return create_litert_explainer(method, self.runner.run_chunked, self.runner.fmap_outputs,
+                                           self.input_size, self.head)
+        if litert_requirements(method) is not None:
+            log.info("%s of %s runs on Keras: %s", method, self.card.get("id"), why)
         return create_explainer(method, self.keras_model, self.card["cam_layer"])
+
+    @property
+    def cam_layers(self) -> list[str]:
+        from .explainers import as_layer_list
+
+        return as_layer_list(self.card["cam_layer"])
+
+    @property
+    def head(self):
+        """The layers after the CAM layers (model_zoo.explainers.DenseHead) from the LiteRT export, or None."""
+        if not hasattr(self, "_head"):
+            from .litert import load_head
+
+            self._head = load_head(self.folder, self.card)
+        return self._head[0]
 
     @property
     def ood_detector(self):

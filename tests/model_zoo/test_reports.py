@@ -204,7 +204,8 @@ def test_card_details_and_training_summary():
     assert gpu_details["Keras backend"] == "jax" and gpu_details["Evaluated on"] == "2 CPU cores, no GPU"
     exported = {r["Field"]: r["Value"] for r in reports.card_details(
         {**card, "litert": {"file": "model.tflite", "size_bytes": 9_000_000, "max_probability_diff": 2e-6,
-                            "checked_on": "16 validation images", "cam_outputs": ["cam_0"]}})}
+                            "checked_on": "16 validation images", "fmap_outputs": ["fmap_0"],
+                            "head": {"file": "head.npz"}}})}
     assert exported["Served by"].startswith("LiteRT") and "2e-06" in exported["Served by"] and "Grad-CAM" in exported["Served by"]
     summary = reports.training_summary(card)
     assert summary["Input size (px)"] == 192 and "Dropout" not in summary

@@ -20,16 +20,12 @@ $PY -m trainer train -a efficientnet_lite0 -d ham10000 --model-id efficientnet_l
   --input-size 192 --head-epochs 2 --epochs 12 --fine-tune-fraction 0.7 --fine-tune-learning-rate 3e-4 \
   --label-smoothing 0.1 --augment default --batch-size 32 --verbose 2 "$@"
 
-$PY -m trainer ensemble mobilenet_v2_ham10000,efficientnet_lite0_ham10000 --model-id ensemble_ham10000 \
-  --display-name "Ensemble: MobileNetV2 + EfficientNet-Lite0 - HAM10000 7-class" --set-default "$@"
-
-# added in session 3: the default model (the ensemble: best validation log-loss, validation balanced accuracy
-# within 0.001 of the best) is served by LiteRT; the export is checked against Keras before it is published
-$PY -m trainer export ensemble_ham10000 "$@"
-
+# Session 2 also joined these two into `ensemble_ham10000` (192 px; `trainer ensemble`), the default until session 4
+# and exported for LiteRT in session 3. Superseded on validation by ensemble_224_cc_ham10000, it has since left the
+# zoo to keep the repository small.
 
 # session 3: patient details (age, sex, site) fused with each HAM10000 model; seconds each, no training
-for model in ensemble_ham10000 mobilenet_v2_ham10000 efficientnet_lite0_ham10000; do
+for model in mobilenet_v2_ham10000 efficientnet_lite0_ham10000; do
   $PY -m trainer metadata "$model" "$@"
 done
 
@@ -58,3 +54,11 @@ $PY -m trainer train -a efficientnet_lite0 -d isic_9class --model-id efficientne
   --display-name "EfficientNet-Lite0 (ImageNet, fine-tuned, 224 px) - ISIC 9-class" \
   --input-size 224 --head-epochs 3 --epochs 15 --fine-tune-fraction 0.7 --fine-tune-learning-rate 3e-4 \
   --label-smoothing 0.1 --augment fast --batch-size 32 --max-minutes 45 --verbose 2 "$@"
+
+# LiteRT for every committed model (model.tflite: probabilities, OOD features, the CAM layers' feature maps; head.npz:
+# the dense layers after them), so the app serves predictions and Grad-CAM, Grad-CAM++ and Score-CAM without
+# TensorFlow. Each export is checked against Keras and tf-keras-vis before it is published. A few minutes each.
+for model in custom_cnn_isic_9class efficientnet_lite0_224_isic_9class mobilenet_v2_ham10000 efficientnet_lite0_ham10000 \
+             ensemble_224_cc_ham10000; do
+  $PY -m trainer export "$model" "$@"
+done
