@@ -4,9 +4,10 @@ import pandas as pd
 import streamlit as st
 
 import app_cache
+import app_clinical
 import app_ui
 import model_zoo
-from model_zoo import reports
+from model_zoo import clinical_views, reports
 from model_zoo.classes import display_name
 
 app_ui.route_deep_link()
@@ -417,19 +418,35 @@ def subgroups_ui(card: dict, all_metrics: dict) -> None:
             st.dataframe(pd.DataFrame(reports.subgroup_rows(groups, column)), hide_index=True, width="stretch")
 
 
-tabs = st.tabs(["Metrics", "Per class", "Confusion matrix", "ROC curves", "Calibration", "Subgroups", "Training curves",
-                "Mistakes", "Compare"])
+def clinical_tab_ui(view, card: dict, clinical: dict | None, split: str, *args) -> None:
+    """A clinical view (app_clinical) of the stored test figures, or how to compute them."""
+    if clinical is None:
+        app_clinical.missing_ui(card)
+        return
+    app_clinical.test_split_note_ui(split)
+    view(clinical, *args)
+
+
+clinical = clinical_views.clinical_figures(all_metrics)
+classes = card.get("classes")
+tabs = st.tabs(["Metrics", "Per class", "Confusion matrix", "ROC curves", "PR curves", "Benign vs malignant",
+                "Prediction sets", "Calibration", "Subgroups", "Training curves", "Mistakes", "Compare"])
 with tabs[0]:
     if split_metrics:
         metrics_ui(split_metrics, split_name)
     else:
         st.info(f"No {split_name} metrics for this model (metrics.json is missing or incomplete). "
                 f"Compute them with `python -m trainer evaluate {card['id']}`.")
+    if clinical and split == "test":
+        app_clinical.intervals_ui(clinical)
 with tabs[1]:
     if split_metrics:
         per_class_ui(split_metrics)
     else:
         st.info(f"No {split_name} metrics for this model.")
+    if clinical:
+        app_clinical.test_split_note_ui(split)
+        app_clinical.per_class_ui(clinical, classes)
 with tabs[2]:
     if split_metrics:
         confusion_ui(split_metrics)
@@ -438,12 +455,18 @@ with tabs[2]:
 with tabs[3]:
     roc_ui(card, predictions, split)
 with tabs[4]:
-    calibration_ui(card, all_metrics)
+    clinical_tab_ui(app_clinical.pr_ui, card, clinical, split, classes)
 with tabs[5]:
-    subgroups_ui(card, all_metrics)
+    clinical_tab_ui(app_clinical.benign_malignant_ui, card, clinical, split)
 with tabs[6]:
-    history_ui(card, all_metrics)
+    clinical_tab_ui(app_clinical.conformal_ui, card, clinical, split, classes)
 with tabs[7]:
-    gallery_ui(card, predictions, split, split_name)
+    calibration_ui(card, all_metrics)
 with tabs[8]:
+    subgroups_ui(card, all_metrics)
+with tabs[9]:
+    history_ui(card, all_metrics)
+with tabs[10]:
+    gallery_ui(card, predictions, split, split_name)
+with tabs[11]:
     compare_ui(card, split, split_name)

@@ -5,7 +5,7 @@ import streamlit as st
 import app_cache
 import app_ui
 import model_zoo
-from model_zoo import reports
+from model_zoo import clinical_views, reports
 from model_zoo.classes import display_name
 
 app_ui.route_deep_link()
@@ -108,8 +108,11 @@ def metrics_ui(card: dict) -> None:
         st.dataframe(frame, hide_index=True, width="stretch")
     worst = reports.worst_class(test)
     if worst:
-        st.markdown(f"Worst class: **{worst['name']}**, recall {reports.pct(worst['recall'])} "
-                    f"on {worst['support']} test images.")
+        clinical = clinical_views.clinical_figures(metrics) or {}
+        span = clinical_views.recall_interval(clinical, worst["label"])
+        interval = f" (95% CI {span})" if span != clinical_views.MISSING else ""
+        st.markdown(f"Worst class: **{worst['name']}**, recall {reports.pct(worst['recall'])}{interval} "
+                    f"on {worst['support']} test images{clinical_views.few_images(worst['support']) if interval else ''}.")
     fusion = metrics.get("metadata_fusion")
     if fusion:
         fused_ci = (fusion["test"].get("ci95") or {}).get("balanced_accuracy")
@@ -119,6 +122,31 @@ def metrics_ui(card: dict) -> None:
                     f"{reports.pct(fusion['validation']['balanced_accuracy'])}. Fewer details, smaller gains: "
                     "see docs/results.md.")
     st.caption("Full figures, confusion matrix, ROC curves and mistakes: see the Evaluation page.")
+
+
+def clinical_ui(card: dict) -> None:
+    """The stored clinical figures in a few lines: lesion-level intervals, benign versus malignant, prediction sets."""
+    clinical = clinical_views.clinical_figures(_metrics(card["id"]))
+    if clinical is None:
+        return
+    st.subheader("Clinical figures (test images)")
+    headline = clinical.get("headline_ci95") or {}
+    scope = "by lesion" if clinical_views.lesion_level(clinical) else "by image"
+    interval = (headline.get("lesion") or headline.get("image") or {}).get("balanced_accuracy")
+    lines = [f"Balanced accuracy {clinical_views.span((headline.get('values') or {}).get('balanced_accuracy'), interval)} "
+             f"with the interval resampled {scope}. {clinical_views.bootstrap_sentence(clinical)}"]
+    if clinical.get("benign_malignant"):
+        lines.append(clinical_views.benign_malignant_sentence(clinical["benign_malignant"]))
+    conformal = clinical.get("conformal") or {}
+    if conformal.get("test"):
+        lines.append(f"{clinical_views.coverage_sentence(conformal)} "
+                     f"{clinical_views.least_covered_sentence(conformal, card.get('classes'))}")
+    st.markdown(_bullets(line for line in lines if line))
+    if clinical_views.below_target(conformal):
+        st.warning(f"**Prediction sets fall short of their target here.** {conformal.get('warning') or ''}",
+                   icon=":material/warning:")
+    st.caption("Why intervals by lesion: " + str((clinical.get("bootstrap") or {}).get("note", "")) +
+               " Curves and per-class tables: see the Evaluation page.")
 
 
 def subgroups_ui(card: dict) -> None:
@@ -191,6 +219,7 @@ details_ui(card)
 use_ui()
 data_ui(card)
 metrics_ui(card)
+clinical_ui(card)
 subgroups_ui(card)
 limitations_ui(card)
 license_ui(card)
