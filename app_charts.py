@@ -23,7 +23,8 @@ def probability_chart(ranked: Sequence[tuple[str, float]]) -> alt.Chart:
         "probability": [float(p) for _, p in ranked],
         "group": ["malignant or pre-malignant" if is_concerning(label) else "benign" for label, _ in ranked],
     })
-    frame["label"] = [f"{name} — {p:.0%}" for name, p in zip(frame["class"], frame["probability"])]
+    # the percentage first: on a narrow screen a long name is cut at the edge, never the number
+    frame["label"] = [f"{p:.0%}  {name}" for name, p in zip(frame["class"], frame["probability"])]
     frame["order"] = range(len(frame))
     base = alt.Chart(frame).encode(y=alt.Y("order:O", axis=None, title=None))
     bars = base.mark_bar(height=12, cornerRadiusEnd=2).encode(
