@@ -41,14 +41,16 @@ def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 120) -
 
 
 @contextlib.contextmanager
-def streamlit_server(log_path: Path, env: Optional[dict] = None) -> Iterator[tuple[str, subprocess.Popen, float]]:
-    """Yields (url, process, perf_counter at launch); stops the server afterwards."""
+def streamlit_server(log_path: Path, env: Optional[dict] = None,
+                     python: Optional[str] = None) -> Iterator[tuple[str, subprocess.Popen, float]]:
+    """Yields (url, process, perf_counter at launch); stops the server afterwards. `python`: another
+    interpreter to serve with (e.g. a virtual environment holding only requirements.txt)."""
     port = free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         started = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+            [python or sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
@@ -94,10 +96,23 @@ def upload_and_wait(page, url: str, image_path: Path, timeout_ms: int = 180_000)
     # Wait for the page's first script run to end: a file set while the uploader is still being rendered
     # can be dropped by the re-render (seen as an empty uploader and no prediction, about 1 start in 10).
     wait_until_idle(page, timeout_ms, settle_ms=200)
-    page.locator("input[type=file]").first.set_input_files(str(image_path))
     headline = page.get_by_text("Most likely:")
-    headline.wait_for(timeout=timeout_ms)
+    deadline = time.monotonic() + timeout_ms / 1000
+    for attempt in range(UPLOAD_ATTEMPTS):
+        page.locator("input[type=file]").first.set_input_files(str(image_path))
+        try:
+            # the uploader lists the file once the server has it; a file dropped by a re-render is set again
+            page.get_by_test_id("stFileUploaderFile").first.wait_for(timeout=UPLOAD_SEEN_MS)
+            break
+        except PlaywrightTimeout:
+            if attempt + 1 == UPLOAD_ATTEMPTS:
+                raise
+    headline.wait_for(timeout=max(1.0, deadline - time.monotonic()) * 1000)
     return headline.inner_text()
+
+
+UPLOAD_ATTEMPTS = 3
+UPLOAD_SEEN_MS = 20_000
 
 
 # True in the browser once the script run has finished: no skeleton placeholders, no "Running" status.
@@ -138,7 +153,11 @@ def choose_option(page, label: str, option: str, timeout_ms: int = 60_000) -> No
 
 
 def show_heatmap(page, method: str, timeout_ms: int = 300_000) -> None:
-    """On Classify, after a prediction: switch the heatmap method and wait until its overlay is drawn."""
+    """On Classify, after a prediction: switch the heatmap method and wait until its overlay is drawn.
+
+    Waits for the running script first: clicking a select while the page still grows (the first heatmap,
+    images loading) can leave its options outside the viewport."""
+    wait_until_idle(page, timeout_ms, settle_ms=300)
     choose_option(page, "Method", method)
     page.get_by_text(f"{method} for ", exact=False).first.wait_for(timeout=timeout_ms)
     wait_until_idle(page, timeout_ms, settle_ms=300)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,9 +43,9 @@ def example_image(dataset: str = "ham10000") -> Path:
     return EXAMPLES / rows[0]["file"]
 
 
-def tour(image: Path, env: dict) -> dict:
+def tour(image: Path, env: dict, python: Optional[str] = None) -> dict:
     """One fresh server, one visitor through every page; the figures of that run."""
-    with chromium() as browser, streamlit_server(LOGS / "tour_streamlit.log", env) as (url, process, started):
+    with chromium() as browser, streamlit_server(LOGS / "tour_streamlit.log", env, python) as (url, process, started):
         page = browser.new_page(viewport={"width": 1400, "height": 2000})
         upload_and_wait(page, url, image)
         result = {"first_s": time.perf_counter() - started, "after_first_mb": rss_mb(process.pid)[0]}
@@ -69,6 +70,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--image", type=Path, help="image to upload (default: the first bundled HAM10000 example)")
     parser.add_argument("--with-data", action="store_true", help="keep the data folder visible to the server")
+    parser.add_argument("--app-python", help="serve the app as it is with this interpreter (e.g. a virtual "
+                                             "environment with requirements.txt only, which has no TensorFlow)")
     args = parser.parse_args()
     image = args.image or example_image()
     empty = tempfile.mkdtemp(prefix="dermlab-no-data-")
@@ -76,14 +79,16 @@ def main() -> None:
     runs: dict[str, list[dict]] = {name: [] for name in SETTINGS}
     for round_index in range(args.rounds):
         for name, env in SETTINGS.items():
-            result = tour(image, {**base_env, **env})
+            python = args.app_python if not env else None       # the baseline needs TensorFlow
+            result = tour(image, {**base_env, **env}, python)
             runs[name].append(result)
             steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result["steps"].items())
             print(f"round {round_index + 1}, {name}: first prediction {result['first_s']:.1f} s; {steps}; RSS after "
                   f"the first prediction {result['after_first_mb']:.0f} MB, at the end {result['final_mb']:.0f} MB, "
                   f"peak {result['peak_mb']:.0f} MB; TensorFlow loaded: {result['tensorflow']}", flush=True)
     print(f"image: {image.relative_to(ROOT) if image.is_relative_to(ROOT) else image}; data folder "
-          f"{'visible' if args.with_data else 'absent'}; median of {args.rounds} round(s)")
+          f"{'visible' if args.with_data else 'absent'}; app served by {args.app_python or sys.executable}; "
+          f"median of {args.rounds} round(s)")
     medians = {name: {key: statistics.median(r[key] for r in results) for key in ("first_s", "peak_mb", "final_mb")}
                for name, results in runs.items()}
     for name, m in medians.items():
