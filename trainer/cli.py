@@ -1,4 +1,4 @@
-"""Command line: `python -m trainer {train,evaluate,tune,calibrate,...,export,report,examples,list,set-default} --help`.
+"""Command line: `python -m trainer {prepare,train,evaluate,tune,calibrate,...,export,report,examples,list,set-default} --help`.
 
 Each subcommand parses its arguments into plain values and calls an importable function.
 """
@@ -14,8 +14,11 @@ from .data import DATASETS, DataError
 from .warm_start import WarmStartError
 
 
+DATASET_HELP = "isic_9class, ham10000, or the name of a dataset made by `python -m trainer prepare` (in --data-dir)"
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="folder holding isic_9class/ and ham10000/ (default: $DERMLAB_DATA_DIR, then ../shared/data)")
+    parser.add_argument("--data-dir", help="folder holding isic_9class/, ham10000/ and prepared datasets (default: $DERMLAB_DATA_DIR, then ../shared/data)")
     parser.add_argument("--zoo-dir", help="model zoo folder (default: $DERMLAB_ZOO, then model_zoo/models)")
 
 
@@ -26,7 +29,7 @@ def _train_parser(sub) -> None:
                        description="Train an architecture on a dataset; evaluates on validation and test and "
                                    "writes the model folder to the zoo atomically.")
     p.add_argument("--architecture", "-a", required=True, choices=list_architectures())
-    p.add_argument("--dataset", "-d", required=True, choices=DATASETS)
+    p.add_argument("--dataset", "-d", required=True, type=_dataset, help=DATASET_HELP)
     p.add_argument("--model-id", help="zoo folder name (default: ARCHITECTURE_DATASET)")
     p.add_argument("--display-name")
     _add_common(p)
@@ -87,6 +90,41 @@ def _train_parser(sub) -> None:
     p.add_argument("--notes", default="")
 
 
+def _prepare_parser(sub) -> None:
+    from .sources import FORMATS
+
+    p = sub.add_parser("prepare", help="turn a public download or any labelled folder into a dataset to train on",
+                       description="Check SOURCE (columns, labels, images that cannot be opened, metadata rows "
+                                   "without an image, empty or one-image classes), remove exact duplicates, make "
+                                   "grouped, stratified train/validation/test splits and write DATA_DIR/NAME "
+                                   "atomically. Then: python -m trainer train -a ARCH -d NAME --data-dir DATA_DIR.",
+                       epilog="formats: ham10000 = HAM10000_metadata.csv + HAM10000_images_part_1/ and _part_2/; "
+                              "isic_9class = the Kaggle 'Skin cancer ISIC' Train/<class>/ and Test/<class>/; "
+                              "isic_challenge = images + a one-hot ground-truth CSV (image,MEL,NV,...) + an optional "
+                              "metadata CSV; folders = one folder per class.")
+    p.add_argument("source", help="the downloaded (unzipped) folder")
+    p.add_argument("--format", "-f", required=True, choices=list(FORMATS), dest="fmt")
+    p.add_argument("--name", "-n", required=True, help="the new dataset's name (not isic_9class, ham10000 or ph2)")
+    p.add_argument("--max-side", type=int, help="reduce images whose longer side is larger to N px (JPEG); "
+                                                "default: copy every image byte for byte")
+    p.add_argument("--data-dir", help="where to write NAME/ (default: $DERMLAB_DATA_DIR, then ../shared/data)")
+    p.add_argument("--ground-truth", help="isic_challenge: the one-hot CSV (default: the *GroundTruth*.csv in SOURCE)")
+    p.add_argument("--metadata", help="isic_challenge: the metadata CSV (default: the *Metadata*.csv in SOURCE, if any)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out images that cannot be opened and metadata rows "
+                                                           "without an image (listed in skipped.csv) instead of stopping")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing prepared dataset of that name")
+    p.add_argument("--seed", type=int, default=42, help="seed of the split")
+
+
+def _dataset(text: str) -> str:
+    """A built-in dataset or a name a prepared one can have; whether it exists is checked with the data folder."""
+    from model_zoo.datadir import NAME_PATTERN
+
+    if text in DATASETS or NAME_PATTERN.match(text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is neither {' nor '.join(DATASETS)} nor a prepared dataset's name")
+
+
 def _share(text: str) -> float:
     """A share 0..1, refused while parsing (not after the images are decoded)."""
     value = float(text)
@@ -106,6 +144,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trainer", description="Train and evaluate dermoscopy classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
+    _prepare_parser(sub)
     _train_parser(sub)
 
     p = sub.add_parser("launch", help="train on several workers (MultiWorkerMirroredStrategy via TF_CONFIG)",
@@ -130,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "unfrozen depth) with KerasTuner; scored on the validation split. Pretrained "
                                    "backbones train the head first (--head-epochs), then fine-tune for --epochs.")
     p.add_argument("--architecture", "-a", required=True)
-    p.add_argument("--dataset", "-d", required=True, choices=DATASETS)
+    p.add_argument("--dataset", "-d", required=True, type=_dataset, help=DATASET_HELP)
     _add_common(p)
     p.add_argument("--max-trials", type=int, default=10)
     p.add_argument("--epochs", type=int, default=5)
@@ -292,6 +331,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    if args.command == "prepare":
+        import errno
+        import logging
+
+        from .prepare import prepare
+        from .sources import PrepareError
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            folder = prepare(args.source, args.fmt, args.name, args.data_dir, args.max_side, args.skip_bad,
+                             args.overwrite, args.seed, args.ground_truth, args.metadata)
+        except PrepareError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            print(f"error: cannot write there ({exc}); pass --data-dir with a folder you can write to",
+                  file=sys.stderr)
+            return 2
+        print(json.loads((folder / "dataset.json").read_text())["classes"])
+        print(folder)
+        return 0
     if args.command == "train":
         from .train import run
 
@@ -341,7 +403,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         result = subgroups_for_model(args.model_id, args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None)
         if result is None:
-            print("error: subgroups exist for HAM10000 and ISIC 9-class models only", file=sys.stderr)
+            print("error: subgroups exist for HAM10000 and ISIC 9-class models, and for prepared datasets whose "
+                  "manifest records sex, age or body site", file=sys.stderr)
             return 2
         for column, groups in result.items():
             for name, row in groups.items():

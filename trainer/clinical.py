@@ -83,15 +83,20 @@ def melanoma_alert_threshold(card: dict, metrics: dict) -> Optional[tuple[str, f
     return (point["class"], float(threshold)) if threshold is not None else None
 
 
-def lesion_groups(dataset: Optional[str], image_ids: Sequence[str]) -> tuple[np.ndarray, int]:
+def lesion_groups(dataset: Optional[str], image_ids: Sequence[str],
+                  data_dir: Optional[str | Path] = None) -> tuple[np.ndarray, int]:
     """Each image's lesion id from the saved split (its own image id where none is known), and how many images
-    had a known lesion id. Unknown dataset: every image is its own group (plain image bootstrap)."""
-    from .data import DATASETS, read_split
+    had a known lesion id. Unknown dataset (or a prepared one not in the data folder): every image is its own group
+    (plain image bootstrap)."""
+    from .data import DataError, read_split
 
     image_ids = [str(i) for i in image_ids]
-    if dataset not in DATASETS:
+    try:
+        split = read_split(dataset, data_dir) if dataset else None
+    except (DataError, OSError):
+        split = None
+    if split is None:
         return np.array(image_ids), 0
-    split = read_split(dataset)
     known = split.dropna(subset=["lesion_id"])
     known = known[known["lesion_id"].astype(str) != known["image_id"].astype(str)]
     lesions = dict(zip(known["image_id"].astype(str), known["lesion_id"].astype(str)))
@@ -359,12 +364,12 @@ def conformal(val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.nda
 def clinical_metrics(classes: Sequence[str], val: tuple[np.ndarray, np.ndarray, np.ndarray],
                      test: tuple[np.ndarray, np.ndarray, np.ndarray], dataset: Optional[str], temperature: float,
                      melanoma_alert: Optional[tuple[str, float]] = None, n_bootstrap: int = N_BOOTSTRAP,
-                     coverage: float = COVERAGE, seed: int = SEED) -> dict:
+                     coverage: float = COVERAGE, seed: int = SEED, data_dir: Optional[str | Path] = None) -> dict:
     """metrics.json["clinical"] from (image ids, calibrated probabilities, labels) of validation and test."""
     classes = list(classes)
     (val_ids, val_p, val_y), (test_ids, test_p, test_y) = val, test
-    groups, known = lesion_groups(dataset, test_ids)
-    val_groups, _ = lesion_groups(dataset, val_ids)
+    groups, known = lesion_groups(dataset, test_ids, data_dir)
+    val_groups, _ = lesion_groups(dataset, val_ids, data_dir)
     n_lesions = len(set(groups))
     by_lesion = n_lesions < len(groups) or known > 0
     resamples = cluster_resamples(groups, n_bootstrap, seed)
@@ -398,7 +403,7 @@ def clinical_metrics(classes: Sequence[str], val: tuple[np.ndarray, np.ndarray, 
 
 
 def clinical_for_model(model_id: str, zoo_root: Optional[Path] = None, n_bootstrap: int = N_BOOTSTRAP,
-                       coverage: float = COVERAGE) -> dict:
+                       coverage: float = COVERAGE, data_dir: Optional[str | Path] = None) -> dict:
     """Recompute metrics.json["clinical"] of a zoo model from its predictions.csv; writes metrics.json atomically
     and leaves card.json alone."""
     import model_zoo
@@ -412,7 +417,7 @@ def clinical_for_model(model_id: str, zoo_root: Optional[Path] = None, n_bootstr
     table = read_prediction_table(folder, classes)
     result = clinical_metrics(classes, split_arrays(table, "val", classes, temperature),
                               split_arrays(table, "test", classes, temperature), card.get("dataset"), temperature,
-                              melanoma_alert_threshold(card, metrics), n_bootstrap, coverage)
+                              melanoma_alert_threshold(card, metrics), n_bootstrap, coverage, data_dir=data_dir)
     metrics = store.read_json(metrics_path) if metrics_path.is_file() else {}    # the latest, just before writing
     metrics["clinical"] = result
     store.write_json_atomic(metrics_path, metrics)

@@ -2,7 +2,8 @@
 
 Images are read from a data directory (CLI flag, env DERMLAB_DATA_DIR, or
 ../shared/data beside the repository); only ids, labels and split names are
-stored in the repository (trainer/splits/*.csv).
+stored in the repository (trainer/splits/*.csv). A dataset made by
+`python -m trainer prepare` keeps its split beside its images (NAME/split.csv).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from model_zoo import datadir
+from model_zoo import datadir, splits
 from model_zoo.preprocessing import ImageError, load_image, prepare_image
 
 log = logging.getLogger(__name__)
@@ -59,25 +60,34 @@ def resolve_data_dir(path: Optional[str | Path] = None) -> Path:
     if datadir.has_dataset(folder):
         return folder
     if origin == datadir.ARGUMENT:
-        raise DataError(f"Data directory {folder} has no isic_9class/ or ham10000/ folder.")
+        raise DataError(f"Data directory {folder} has no isic_9class/ or ham10000/ folder, nor a prepared dataset.")
     if origin == datadir.ENVIRONMENT:
-        raise DataError(f"{DATA_ENV}={folder} has no isic_9class/ or ham10000/ folder. Set it to the folder that "
-                        "holds them (for example ../shared/data), or pass --data-dir.")
+        raise DataError(f"{DATA_ENV}={folder} has no isic_9class/ or ham10000/ folder, nor a prepared dataset. Set "
+                        "it to the folder that holds them (for example ../shared/data), or pass --data-dir.")
     raise DataError(
         f"No data directory found. Pass --data-dir, or set {DATA_ENV} to the folder that holds "
         "isic_9class/ and ham10000/ (for example ../shared/data)."
     )
 
 
-def split_file(dataset: str) -> Path:
-    """Where the saved split of `dataset` lives in the repository."""
-    _check_dataset(dataset)
-    return SPLITS_DIR / f"{dataset}.csv"
+def split_file(dataset: str, data_dir: Optional[str | Path] = None) -> Path:
+    """Where the saved split of `dataset` lives: trainer/splits/ for a built-in dataset, else beside the images
+    of a prepared dataset in the data directory (argument, then $DERMLAB_DATA_DIR, then ../shared/data)."""
+    if dataset in DATASETS:
+        return SPLITS_DIR / f"{dataset}.csv"
+    folder, _ = datadir.candidate(data_dir)
+    if dataset in datadir.RESERVED or not datadir.is_prepared(folder, dataset):
+        raise DataError(f"Unknown dataset {dataset!r}: not one of {', '.join(DATASETS)} and no prepared dataset of "
+                        f"that name in {folder}. Make one with `python -m trainer prepare SOURCE --format ... "
+                        f"--name {dataset}`, or pass the --data-dir that holds it.")
+    return folder / dataset / datadir.PREPARED_SPLIT
 
 
-def _check_dataset(dataset: str) -> None:
-    if dataset not in DATASETS:
-        raise ValueError(f"Unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+def split_label(dataset: str, data_dir: Optional[str | Path] = None) -> str:
+    """How a model card names its split file: repository-relative, or NAME/split.csv in the data folder."""
+    if dataset in DATASETS:
+        return str(split_file(dataset).relative_to(REPO_ROOT))
+    return f"{dataset}/{datadir.PREPARED_SPLIT} in the data folder (made by python -m trainer prepare)"
 
 
 # ---------------------------------------------------------------- making splits
@@ -87,8 +97,6 @@ def make_isic_9class_split(data_dir: Path) -> pd.DataFrame:
     Train images of a HAM10000 lesion that also has an image in Test are marked
     `excluded_lesion_leak`, so the test set holds no lesion seen in training.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
     manifest = pd.read_csv(data_dir / "isic_9class" / "manifest.csv")
     overlap = pd.read_csv(data_dir / "isic_9class_vs_ham10000_overlap.csv")
     lesion = dict(zip(overlap["isic_id"], overlap["ham10000_lesion_id"]))
@@ -101,10 +109,8 @@ def make_isic_9class_split(data_dir: Path) -> pd.DataFrame:
         "split": manifest["split"],
     })
     train = frame["split"] == "train"
-    folds = int(round(1 / ISIC_VAL_FRACTION))
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=SEED)
-    _, val_index = next(splitter.split(frame[train], frame.loc[train, "label"], frame.loc[train, "lesion_id"]))
-    frame.loc[frame[train].index[val_index], "split"] = "val"
+    frame.loc[train, "split"] = splits.validation_from_train(frame.loc[train, "label"], frame.loc[train, "lesion_id"],
+                                                             SEED, ISIC_VAL_FRACTION)
     test_lesions = set(frame.loc[frame["split"] == "test", "lesion_id"])
     leak = frame["split"].isin(["train", "val"]) & frame["lesion_id"].isin(test_lesions)
     frame.loc[leak, "split"] = "excluded_lesion_leak"
@@ -113,8 +119,6 @@ def make_isic_9class_split(data_dir: Path) -> pd.DataFrame:
 
 def make_ham10000_split(data_dir: Path) -> pd.DataFrame:
     """Stratified 70/15/15 train/validation/test, grouped by lesion_id (no lesion on two sides)."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
     manifest = pd.read_csv(data_dir / "ham10000" / "manifest.csv")
     frame = pd.DataFrame({
         "image_id": manifest["image_id"],
@@ -122,14 +126,9 @@ def make_ham10000_split(data_dir: Path) -> pd.DataFrame:
         "label": manifest["label"],
         "lesion_id": manifest["lesion_id"],
         "label_conflict": 0,
-        "split": "train",
     })
-    splitter = StratifiedGroupKFold(n_splits=HAM_FOLDS, shuffle=True, random_state=SEED)
-    for fold, (_, index) in enumerate(splitter.split(frame, frame["label"], frame["lesion_id"])):
-        if fold in HAM_VAL_FOLDS:
-            frame.loc[index, "split"] = "val"
-        elif fold in HAM_TEST_FOLDS:
-            frame.loc[index, "split"] = "test"
+    frame["split"] = splits.grouped_split(frame["label"], frame["lesion_id"], SEED, HAM_FOLDS, HAM_VAL_FOLDS,
+                                          HAM_TEST_FOLDS)
     return frame.sort_values(["split", "label", "image_id"]).reset_index(drop=True)
 
 
@@ -146,21 +145,27 @@ def write_splits(data_dir: Optional[Path] = None) -> list[Path]:
 
 
 # ---------------------------------------------------------------- reading splits
-@lru_cache(maxsize=4)
-def read_split(dataset: str) -> pd.DataFrame:
+def read_split(dataset: str, data_dir: Optional[str | Path] = None) -> pd.DataFrame:
     """The saved split table of `dataset` (image_id, path, label, lesion_id, label_conflict, split)."""
-    return pd.read_csv(split_file(dataset))
+    path = split_file(dataset, data_dir)
+    return _read_split_file(str(path), path.stat().st_mtime_ns)
 
 
-def class_names(dataset: str) -> list[str]:
+@lru_cache(maxsize=8)
+def _read_split_file(path: str, mtime_ns: int) -> pd.DataFrame:
+    """Cached per file version: a dataset prepared again under the same name is read afresh."""
+    return pd.read_csv(path, dtype={"image_id": str, "lesion_id": str, "path": str, "label": str})
+
+
+def class_names(dataset: str, data_dir: Optional[str | Path] = None) -> list[str]:
     """Output order of the classes: sorted label names."""
-    return sorted(read_split(dataset)["label"].unique())
+    return sorted(read_split(dataset, data_dir)["label"].unique())
 
 
 def select(dataset: str, split: str, include_label_conflicts: bool = False, limit_per_class: Optional[int] = None,
-           seed: int = SEED) -> pd.DataFrame:
+           seed: int = SEED, data_dir: Optional[str | Path] = None) -> pd.DataFrame:
     """Rows of one split; label-conflict images are dropped from train/val unless asked for."""
-    frame = read_split(dataset)
+    frame = read_split(dataset, data_dir)
     rows = frame[frame["split"] == split]
     if split in ("train", "val") and not include_label_conflicts:
         rows = rows[rows["label_conflict"] == 0]
@@ -239,7 +244,7 @@ def load_images(dataset: str, rows: pd.DataFrame, size: Sequence[int], data_dir:
 
     Unreadable files are skipped and reported in `ImageSet.skipped`, never fatal.
     """
-    classes = classes or class_names(dataset)
+    classes = classes or class_names(dataset, data_dir)
     index = {name: i for i, name in enumerate(classes)}
     root = Path(data_dir) / dataset
 

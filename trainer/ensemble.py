@@ -217,9 +217,12 @@ def rank_combinations(candidate_ids: Sequence[str], zoo_root: Optional[Path] = N
 def lesion_groups(dataset: str, image_ids: Sequence[str]) -> np.ndarray:
     """Each image's lesion id from the saved split (its own id where none is known), so that both images
     of a lesion fall on the same side when validation is halved."""
-    from .data import read_split
+    from .data import DataError, read_split
 
-    lesions = read_split(dataset).set_index("image_id")["lesion_id"].dropna().to_dict()
+    try:
+        lesions = read_split(dataset).set_index("image_id")["lesion_id"].dropna().to_dict()
+    except DataError:           # a prepared dataset outside the default data folder: images alone
+        lesions = {}
     return np.array([str(lesions.get(i, i)) for i in image_ids])
 
 

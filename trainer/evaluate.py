@@ -24,11 +24,11 @@ def evaluate_sets(model, sets: dict[str, ImageSet], classes: list[str], n_bootst
     return metrics, probabilities
 
 
-def card_selection(card: dict, split: str):
+def card_selection(card: dict, split: str, data_dir: Optional[str | Path] = None):
     """A split's rows as the model saw them at training time (a quick run may have used a per-class limit)."""
     config = card.get("training", {}).get("config", {})
     return select(card["dataset"], split, bool(config.get("include_label_conflicts", False)),
-                  config.get("limit_per_class"), int(config.get("seed", 42)))
+                  config.get("limit_per_class"), int(config.get("seed", 42)), data_dir)
 
 
 def evaluate_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Optional[Path] = None,
@@ -46,7 +46,7 @@ def evaluate_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Opti
     directory = resolve_data_dir(data_dir)
     sets, rows = {}, {}
     for split, key in (("val", "validation"), ("test", "test")):
-        rows[key] = card_selection(card, split)
+        rows[key] = card_selection(card, split, directory)
         sets[key] = load_images(card["dataset"], rows[key], loaded.input_size, directory, classes)
     metrics, probabilities = {}, {}
     for key, image_set in sets.items():

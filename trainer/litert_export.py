@@ -144,8 +144,9 @@ def probe_images(card: dict, data_dir: Optional[str], count: int = PROBE_IMAGES)
         from .data import load_images, resolve_data_dir
         from .evaluate import card_selection
 
-        rows = card_selection(card, "val").sample(n=count, random_state=0)
-        images = load_images(card["dataset"], rows, (height, width), resolve_data_dir(data_dir), card["classes"]).images
+        directory = resolve_data_dir(data_dir)
+        rows = card_selection(card, "val", directory).sample(n=count, random_state=0)
+        images = load_images(card["dataset"], rows, (height, width), directory, card["classes"]).images
         if len(images):
             return images.astype(np.float32), "validation images"
     except (DataError, OSError, ValueError, KeyError):

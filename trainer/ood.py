@@ -64,7 +64,8 @@ def fit_ood_for_model(model_id: str, data_dir: Optional[str] = None, zoo_root: O
     config = card.get("training", {}).get("config", {})
     directory = resolve_data_dir(data_dir)
     sets = {split: load_images(card["dataset"], select(card["dataset"], split, bool(config.get("include_label_conflicts")),
-                                                       config.get("limit_per_class"), int(config.get("seed", 42))),
+                                                       config.get("limit_per_class"), int(config.get("seed", 42)),
+                                                       data_dir=directory),
                                model.input_size, directory, model.classes) for split in ("train", "val", "test")}
     features = {split: _features(model, s.images) for split, s in sets.items()}
     detector = fit_detector(features["train"], features["val"])

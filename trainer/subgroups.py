@@ -1,5 +1,6 @@
 """Test metrics by subgroup, with counts and CIs: HAM10000 by sex, age band and body site; the 9-class set by
-image source (HAM10000 image or older ISIC archive image), where its Train folder has a shortcut.
+image source (HAM10000 image or older ISIC archive image), where its Train folder has a shortcut; a prepared
+dataset by whichever of sex, age and body site its source records.
 
 A single average can hide a group the model fails; small groups are marked, not dropped.
 """
@@ -16,6 +17,7 @@ from .metrics import _balanced_accuracy, bootstrap_ci
 SMALL_GROUP = 30
 AGE_BANDS = [(0, 30, "<30"), (30, 45, "30-44"), (45, 60, "45-59"), (60, 75, "60-74"), (75, 200, "75+")]
 MELANOMA = ("mel", "melanoma")
+PATIENT_COLUMNS = ("sex", "age", "localization")
 
 
 def age_band(age) -> str:
@@ -47,8 +49,10 @@ def _by_columns(test: pd.DataFrame, columns: tuple[str, ...], n_bootstrap: int) 
 
 def subgroup_metrics(predictions: pd.DataFrame, manifest: pd.DataFrame, n_bootstrap: int = 500) -> dict:
     """{"sex": {"male": {...}, ...}, "age_band": {...}, "localization": {...}} for the test rows."""
+    manifest = manifest.reindex(columns=[*manifest.columns, *(c for c in PATIENT_COLUMNS if c not in manifest)])
     test = predictions[predictions["split"] == "test"].merge(
-        manifest[["image_id", "sex", "age", "localization"]], on="image_id", how="left")
+        manifest[["image_id", *PATIENT_COLUMNS]], on="image_id", how="left")
+    test["age"] = pd.to_numeric(test["age"], errors="coerce")
     test["age_band"] = test["age"].map(age_band)
     test["sex"] = test["sex"].fillna("unknown")
     test["localization"] = test["localization"].fillna("unknown")
@@ -71,13 +75,20 @@ def subgroups_for_model(model_id: str, data_dir: Optional[str] = None, zoo_root:
     import model_zoo
     from model_zoo import store
 
+    from model_zoo import datadir
+
     from .data import resolve_data_dir
 
     card = model_zoo.get_card(model_id, zoo_root)
+    directory = resolve_data_dir(data_dir)
     compute = {"ham10000": subgroup_metrics, "isic_9class": source_subgroup_metrics}.get(card["dataset"])
+    if compute is None and datadir.is_prepared(directory, card["dataset"]):
+        compute = subgroup_metrics
     if compute is None:
         return None
-    manifest = pd.read_csv(resolve_data_dir(data_dir) / card["dataset"] / "manifest.csv")
+    manifest = pd.read_csv(directory / card["dataset"] / "manifest.csv", dtype={"image_id": str})
+    if compute is subgroup_metrics and not any(c in manifest and manifest[c].notna().any() for c in PATIENT_COLUMNS):
+        return None                 # a prepared dataset whose source records no patient details
     predictions = pd.read_csv(Path(card["folder"]) / store.PREDICTIONS_FILE)
     result = compute(predictions, manifest, n_bootstrap)
     folder = Path(card["folder"])

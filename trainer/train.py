@@ -23,7 +23,7 @@ import numpy as np
 from .architectures import backbone_layers, create_model, get_spec
 from .config import TrainConfig
 from .data import (ImageSet, class_names, class_weights, concat_sets, extra_training_rows, load_images, make_dataset,
-                   resolve_data_dir, select, split_file, without_lesions_of)
+                   resolve_data_dir, select, split_label, without_lesions_of)
 
 log = logging.getLogger(__name__)
 MONITOR = "val_balanced_accuracy"
@@ -250,10 +250,11 @@ def predict_set(model, image_set: ImageSet, batch_size: int = 64) -> np.ndarray:
 def load_splits(config: TrainConfig, size: int, splits: tuple[str, ...] = SPLITS):
     """Decode `splits` once at `size` (the app's exact preprocessing)."""
     data_dir = resolve_data_dir(config.data_dir)
-    classes = class_names(config.dataset)
+    classes = class_names(config.dataset, data_dir)
     sets, rows = {}, {}
     for split in splits:
-        rows[split] = select(config.dataset, split, config.include_label_conflicts, config.limit_per_class, config.seed)
+        rows[split] = select(config.dataset, split, config.include_label_conflicts, config.limit_per_class, config.seed,
+                             data_dir)
         if split == "train" and config.exclude_lesions_of:
             rows[split] = _without_lesions_of(rows[split], config.exclude_lesions_of)
         sets[split] = load_images(config.dataset, rows[split], (size, size), data_dir, classes)
@@ -420,7 +421,7 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
         counts[f"train_of_which_{config.extra_train}"] = len(rows["train_extra"])
     counts["skipped_unreadable"] = {split: [p for p, _ in sets[split].skipped] for split in sets if sets[split].skipped}
     card = build_card(config, classes, size, pretrained, fitted, timing, metrics, counts,
-                      str(split_file(config.dataset).relative_to(split_file(config.dataset).parents[2])))
+                      split_label(config.dataset, config.data_dir))
     card.update(card_summary(metrics["calibration"]))
     history = merge_history(run_dir, [p[0] for p in phases])
     folder = publish(config, model, classes, size, card, metrics, history, table,
@@ -428,7 +429,8 @@ def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]
     log.info("Published %s (test balanced accuracy %.3f) to %s", card["id"], metrics["test"]["balanced_accuracy"], folder)
     from .clinical import clinical_for_model
 
-    clinical_for_model(card["id"], Path(config.zoo_dir) if config.zoo_dir else None, config.bootstrap)
+    clinical_for_model(card["id"], Path(config.zoo_dir) if config.zoo_dir else None, config.bootstrap,
+                       data_dir=config.data_dir)
     if not config.limit_per_class:          # full runs: the 'not dermoscopy' detector and subgroup metrics
         from .ood import fit_ood_for_model
         from .subgroups import subgroups_for_model

@@ -24,8 +24,9 @@ def measure_tta(model_id: str, data_dir: Optional[str] = None, zoo_root: Optiona
     import model_zoo
 
     model = model_zoo.load(model_id, zoo_root)
-    sets = {split: load_images(model.card["dataset"], card_selection(model.card, split), model.input_size,
-                               resolve_data_dir(data_dir), model.classes) for split in ("val", "test")}
+    directory = resolve_data_dir(data_dir)
+    sets = {split: load_images(model.card["dataset"], card_selection(model.card, split, directory), model.input_size,
+                               directory, model.classes) for split in ("val", "test")}
     validation = {}
     for name, tta in (("plain", False), ("tta", True)):
         raw = model.predict_arrays(sets["val"].images.astype(np.float32), calibrated=False, tta=tta)

@@ -30,16 +30,17 @@ def make_hypermodel(architecture: str, dataset: str, data_dir, sizes: Sequence[i
     from .train import make_optimizer, resolve_weights, set_trainable
 
     spec = get_spec(architecture)
-    classes = class_names(dataset)
+    classes = class_names(dataset, data_dir)
     weights, _ = resolve_weights(TrainConfig(architecture, dataset), spec)
     cache: dict[int, tuple] = {}
 
     def image_sets(size: int):
         """Decode each size once per search."""
         if size not in cache:
-            cache[size] = (load_images(dataset, select(dataset, "train", limit_per_class=limit_per_class, seed=seed),
-                                       (size, size), data_dir, classes),
-                           load_images(dataset, select(dataset, "val"), (size, size), data_dir, classes))
+            cache[size] = (load_images(dataset, select(dataset, "train", limit_per_class=limit_per_class, seed=seed,
+                                                       data_dir=data_dir), (size, size), data_dir, classes),
+                           load_images(dataset, select(dataset, "val", data_dir=data_dir), (size, size), data_dir,
+                                       classes))
         return cache[size]
 
     def compile_for(model, learning_rate: float, epochs: int, steps: int) -> None:
