@@ -183,3 +183,20 @@ def calibrate(val_probabilities: np.ndarray, val_labels: np.ndarray, test_probab
             "test": binary_rates(test_t[:, index], test_labels == index, threshold, n_bootstrap),
         }
     return result
+
+
+def card_summary(result: dict) -> dict:
+    """The compact part of the calibration result that rides in card.json (the app reads it)."""
+    summary = {
+        "calibration": {
+            "temperature": result["temperature"],
+            "test_ece_before": result["test"]["ece_before"], "test_ece_after": result["test"]["ece_after"],
+            "test_nll_before": result["test"]["nll_before"], "test_nll_after": result["test"]["nll_after"],
+            "test_ece_floor": result["test"]["ece_floor"]["median"],
+        },
+        "abstention": {k: result["abstention"][k] for k in ("threshold", "coverage", "accuracy", "target_accuracy")}
+        | {"test": result["abstention"]["test"]},
+    }
+    if "melanoma_operating_point" in result:
+        summary["melanoma_operating_point"] = result["melanoma_operating_point"]
+    return summary

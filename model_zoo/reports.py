@@ -472,7 +472,7 @@ def card_details(card: dict) -> list[dict]:
         ("Distribution strategy", training.get("strategy")),
         ("Trained on (date)", (card.get("trained_on") or {}).get("date")),
         ("Model file size", human_bytes(card.get("size_bytes")) if is_number(card.get("size_bytes")) else None),
-        ("sha256 of model.keras", card.get("sha256")),
+        (f"sha256 of {card.get('model_file', 'model.keras')}", card.get("sha256")),
         ("Served by", serving_text(card) if card.get("sha256") else None),
         ("Members (ensemble)", "; ".join(_member_text(m) for m in card.get("members") or [])),
         ("Grad-CAM layer", ", ".join(card["cam_layer"]) if isinstance(card.get("cam_layer"), list) else card.get("cam_layer")),
@@ -483,6 +483,11 @@ def card_details(card: dict) -> list[dict]:
 
 def serving_text(card: dict) -> str:
     """How the app runs this model: LiteRT (with its size and how closely it matches Keras) or Keras."""
+    if card.get("kind") == "linear_head":
+        backbone = card.get("backbone") or {}
+        return (f"LiteRT, without TensorFlow: the {backbone.get('model_id')} export's {backbone.get('output')} "
+                f"output, then {card.get('model_file')} (one dense layer, numpy); Grad-CAM, Grad-CAM++ and "
+                "Score-CAM from the backbone's feature maps")
     entry = card.get("litert")
     if not entry:
         return "Keras (TensorFlow); `python -m trainer export` would add a LiteRT file"
@@ -589,8 +594,11 @@ def _flag_value(config: dict, key: str):
 
 
 def train_command(card: dict) -> str:
-    """A `python -m trainer train ...` command that repeats the card's recorded configuration."""
+    """A `python -m trainer train ...` command that repeats the card's recorded configuration ("" for a quick
+    custom model: the app fits those, see its card's notes)."""
     config = training_config(card)
+    if card.get("kind") == "linear_head":
+        return ""
     if config.get("architecture") == "ensemble" and config.get("members"):
         name = f" --display-name {shlex.quote(str(card['display_name']))}" if card.get("display_name") else ""
         return f"python -m trainer ensemble {','.join(config['members'])} --model-id {card.get('id')}{name}"

@@ -71,6 +71,10 @@ def default_model_id(cards: Sequence[dict], root: Optional[Path] = None) -> Opti
 
 def check_model_file(folder: Path, card: dict) -> tuple[str, str]:
     """("ok", "") or ("unavailable", reason) without loading the model."""
+    from . import linear_head
+
+    if linear_head.is_linear_head(card):         # a head on another model's features: both files checked
+        return linear_head.check(folder, card)
     path = Path(folder) / store.MODEL_FILE
     if not path.is_file():
         return "unavailable", f"{store.MODEL_FILE} is missing."
@@ -164,6 +168,12 @@ class ZooModel:
     @property
     def keras_model(self):
         """The Keras model, loaded once on first use (safe_mode: no arbitrary code)."""
+        from .linear_head import is_linear_head
+
+        if is_linear_head(self.card):
+            raise ModelUnavailable(f"{self.card.get('id')!r} is a linear head on another model's LiteRT features: "
+                                   "it has no Keras model (heatmaps other than Grad-CAM, Grad-CAM++ and Score-CAM "
+                                   "are not available for it).")
         with self._keras_lock:
             if self._keras is None:
                 self._keras = _load_keras_file(self.folder, self.card.get("id", self.folder.name))
@@ -259,9 +269,11 @@ class ZooModel:
     def head(self):
         """The layers after the CAM layers (model_zoo.explainers.DenseHead) from the LiteRT export, or None."""
         if not hasattr(self, "_head"):
+            from . import linear_head
             from .litert import load_head
 
-            self._head = load_head(self.folder, self.card)
+            loader = linear_head.load_head if linear_head.is_linear_head(self.card) else load_head
+            self._head = loader(self.folder, self.card)
         return self._head[0]
 
     @property
@@ -347,7 +359,7 @@ def load(model_id: str, root: Optional[Path] = None, backend: str = "auto") -> Z
     else Keras (loaded now, so a damaged file is reported here); "keras": always Keras (the
     trainer measures with the model it trained).
     """
-    from . import litert
+    from . import linear_head, litert
 
     folder = model_folder(model_id, root)
     card = store.read_json(folder / store.CARD_FILE)
@@ -356,6 +368,11 @@ def load(model_id: str, root: Optional[Path] = None, backend: str = "auto") -> Z
         raise ModelUnavailable(f"Model {model_id!r} is unavailable: {reason}")
     card.setdefault("id", model_id)
     card["folder"] = str(folder)
+    if linear_head.is_linear_head(card):          # LiteRT only, whatever `backend` asks for
+        runner, why = linear_head.load_runner(folder, card)
+        if runner is None:
+            raise ModelUnavailable(f"Model {model_id!r} is unavailable: {why}")
+        return ZooModel(card=card, folder=folder, runner=runner)
     runner, why = litert.load_runner(folder, card) if backend == "auto" else (None, f"backend={backend}")
     model = ZooModel(card=card, folder=folder, runner=runner, backend_reason=why)
     if runner is None:

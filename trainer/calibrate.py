@@ -7,30 +7,13 @@ from typing import Optional
 import numpy as np
 
 from model_zoo import store
-from model_zoo.calibration import calibrate
+from model_zoo.calibration import calibrate, card_summary  # noqa: F401  (train and metadata import it from here)
 
 MELANOMA = ("melanoma", "mel")
 
 
 def melanoma_label(classes: list[str]) -> Optional[str]:
     return next((c for c in classes if c in MELANOMA), None)
-
-
-def card_summary(result: dict) -> dict:
-    """The compact part of the calibration result that rides in card.json (the app reads it)."""
-    summary = {
-        "calibration": {
-            "temperature": result["temperature"],
-            "test_ece_before": result["test"]["ece_before"], "test_ece_after": result["test"]["ece_after"],
-            "test_nll_before": result["test"]["nll_before"], "test_nll_after": result["test"]["nll_after"],
-            "test_ece_floor": result["test"]["ece_floor"]["median"],
-        },
-        "abstention": {k: result["abstention"][k] for k in ("threshold", "coverage", "accuracy", "target_accuracy")}
-        | {"test": result["abstention"]["test"]},
-    }
-    if "melanoma_operating_point" in result:
-        summary["melanoma_operating_point"] = result["melanoma_operating_point"]
-    return summary
 
 
 def calibration_from_arrays(classes: list[str], val: tuple[np.ndarray, np.ndarray],
