@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import streamlit as st
 
@@ -18,6 +18,7 @@ from model_zoo import datadir, examples
 MODEL_CACHE_SIZE = int(os.environ.get("DERMLAB_MODEL_CACHE", "3"))
 DATA_ENV = datadir.DATA_ENV
 ROOT = Path(__file__).resolve().parent
+T = TypeVar("T")
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -156,3 +157,31 @@ def case_heatmap_png(model_id: str, case_key: str, _data: bytes, target: str, me
     image = load_image(_data)
     heat = heatmap(load_model(model_id), image, target, method, explainer=get_explainer(model_id, method))
     return to_png_bytes(render_overlay(image, heat.values, colormap=colormap))
+
+
+# --------------------------------------------------------------------------------------------- per session
+def session_memo(slot: str, key: tuple, compute: Callable[[], T]) -> T:
+    """This session's value in `slot`, computed again only when `key` changes.
+
+    A widget that only changes the display (heatmap method, opacity, a download) reruns the page; the model
+    must not run again for it. One value per slot, so a session holds one image's or one batch's results.
+    """
+    memo = st.session_state.setdefault("memo", {})
+    held = memo.get(slot)
+    if held is None or held[0] != key:
+        memo.pop(slot, None)                 # free the old value before computing the new one
+        memo[slot] = (key, compute())
+    return memo[slot][1]
+
+
+def session_held(slot: str, key: tuple):
+    """This session's value in `slot` if it was computed for `key`, else None (nothing is computed)."""
+    held = st.session_state.get("memo", {}).get(slot)
+    return held[1] if held is not None and held[0] == key else None
+
+
+def session_drop(*slots: str) -> None:
+    """Free this session's values in `slots` (a batch's results and reports once its files are removed)."""
+    memo = st.session_state.get("memo", {})
+    for slot in slots:
+        memo.pop(slot, None)

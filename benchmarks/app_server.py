@@ -96,19 +96,26 @@ def upload_and_wait(page, url: str, image_path: Path, timeout_ms: int = 180_000)
     # Wait for the page's first script run to end: a file set while the uploader is still being rendered
     # can be dropped by the re-render (seen as an empty uploader and no prediction, about 1 start in 10).
     wait_until_idle(page, timeout_ms, settle_ms=200)
-    headline = page.get_by_text("Most likely:")
     deadline = time.monotonic() + timeout_ms / 1000
+    set_file(page, image_path)
+    headline = page.get_by_text("Most likely:")
+    headline.wait_for(timeout=max(1.0, deadline - time.monotonic()) * 1000)
+    return headline.inner_text()
+
+
+def set_file(page, image_path: Path) -> None:
+    """Give the page's first file uploader a file, and set it again if the uploader does not list it (a file set
+    during a re-render can still be dropped)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     for attempt in range(UPLOAD_ATTEMPTS):
         page.locator("input[type=file]").first.set_input_files(str(image_path))
         try:
-            # the uploader lists the file once the server has it; a file dropped by a re-render is set again
-            page.get_by_test_id("stFileUploaderFile").first.wait_for(timeout=UPLOAD_SEEN_MS)
-            break
+            page.get_by_test_id("stFileChip").first.wait_for(timeout=UPLOAD_SEEN_MS)
+            return
         except PlaywrightTimeout:
             if attempt + 1 == UPLOAD_ATTEMPTS:
                 raise
-    headline.wait_for(timeout=max(1.0, deadline - time.monotonic()) * 1000)
-    return headline.inner_text()
 
 
 UPLOAD_ATTEMPTS = 3
@@ -148,6 +155,8 @@ def tensorflow_loaded(pid: int) -> bool:
 def choose_option(page, label: str, option: str, timeout_ms: int = 60_000) -> None:
     """Pick `option` in the Streamlit selectbox labelled `label`, as a person does: open it, click the entry."""
     box = page.get_by_test_id("stSelectbox").filter(has=page.get_by_text(label, exact=True)).first
+    # centred first: opened at the viewport's bottom edge, the list of options can fall outside it
+    box.evaluate("element => element.scrollIntoView({block: 'center'})", timeout=timeout_ms)
     box.click(timeout=timeout_ms)
     page.get_by_role("option", name=option, exact=True).click(timeout=timeout_ms)
 
@@ -168,7 +177,7 @@ def compare_upload(page, url: str, image_path: Path, timeout_ms: int = 300_000) 
     page.goto(f"{url}/compare", wait_until="domcontentloaded", timeout=timeout_ms)
     page.get_by_text("Compare models on one image").wait_for(timeout=timeout_ms)
     wait_until_idle(page, timeout_ms, settle_ms=200)
-    page.locator("input[type=file]").first.set_input_files(str(image_path))
+    set_file(page, image_path)
     page.get_by_text("Grad-CAM of each model's top class").wait_for(timeout=timeout_ms)
     wait_until_idle(page, timeout_ms, settle_ms=500)
     return page.inner_text("body")
@@ -183,3 +192,27 @@ def visit(page, url: str, path: str, text: str, timeout_ms: int = 180_000) -> No
     page.goto(f"{url}/{path}", wait_until="domcontentloaded", timeout=timeout_ms)
     page.get_by_text(text).first.wait_for(timeout=timeout_ms)
     wait_until_idle(page, timeout_ms)
+
+
+# The height of everything the page shows: Streamlit scrolls inside its main section, not the document.
+CONTENT_HEIGHT_JS = """() => Math.max(document.body.scrollHeight,
+    ...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]')]
+        .map(element => element.scrollHeight))"""
+CONTENT_WIDTH_JS = """() => Math.max(document.documentElement.scrollWidth,
+    ...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stMainBlockContainer"]')]
+        .map(element => element.scrollWidth))"""
+
+
+def screenshot_whole(page, path: Path, max_height: int = 16_000) -> None:
+    """A screenshot of the whole page, top to bottom. Playwright's full_page sees only the document, which
+    Streamlit keeps one viewport tall, so the viewport is stretched to the content for the shot."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": min(max_height, page.evaluate(CONTENT_HEIGHT_JS))})
+    wait_until_idle(page, settle_ms=800)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+
+
+def content_width(page) -> int:
+    """How wide the page's content is, in CSS pixels (wider than the viewport: the reader scrolls sideways)."""
+    return int(page.evaluate(CONTENT_WIDTH_JS))

@@ -92,15 +92,3 @@ def melanoma_sentence(card: dict, probability: float) -> Optional[tuple[bool, st
             f"{test['specificity']:.0%} ({spec_low:.0%}–{spec_high:.0%}).")
     return above, text
 
-
-def batch_row(name: str, reading: Optional[Reading], error: Optional[str] = None, card: Optional[dict] = None) -> dict:
-    """One row of the batch table / CSV. Superseded by model_zoo.diagnosis.batch_table (every class probability,
-    the model's sha256, the quality, not-dermoscopy and melanoma flags); kept until pages/classify.py switches."""
-    if reading is None:
-        return {"file": name, "prediction": "", "probability": None, "uncertain_refer": None,
-                "malignant_or_premalignant": None, "second": "", "error": error or ""}
-    return {"file": name, "prediction": display_name(reading.top),
-            "probability": round(reading.top_probability, 4),
-            "uncertain_refer": abstains(reading, card or {}),
-            "malignant_or_premalignant": round(reading.concerning_probability, 4),
-            "second": display_name(reading.runner_up), "error": ""}

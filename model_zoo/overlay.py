@@ -11,6 +11,8 @@ OPACITY = 0.45                   # default share of the heatmap in the blend
 # Offered to the user: jet is the CAM literature's habit; viridis and cividis stay readable with colour blindness
 # (perceptually uniform, and cividis is built for red-green colour vision deficiency).
 COLORMAPS = {"jet": "Jet (rainbow)", "viridis": "Viridis (colour-blind safe)", "cividis": "Cividis (colour-blind safe)"}
+# The colour of the highest values in each map, for captions that say where to look.
+HOT_COLOUR = {"jet": "red", "viridis": "yellow", "cividis": "yellow"}
 
 
 def colorize(heatmap: np.ndarray, colormap: str = COLORMAP) -> np.ndarray:

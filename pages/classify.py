@@ -1,52 +1,37 @@
-"""Classify: one image (upload, camera or example) -> probabilities, summary, heatmap; or a batch -> table."""
+"""Classify: one image (upload, camera or example) -> the diagnosis, its heatmap and a case report; or a batch ->
+a table, the full CSV and per-case reports. Layout only: every verdict comes from model_zoo.diagnosis."""
 from __future__ import annotations
 
 import hashlib
-import io
+from typing import Optional
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 import app_cache
+import app_charts
 import app_ui
-from model_zoo import ImageError, ModelUnavailable, load_image
-from model_zoo.classes import class_info, display_name, is_concerning
-from model_zoo.explainers import LABELS as EXPLAINER_LABELS
+from model_zoo import ImageError, ModelUnavailable, clinic
+from model_zoo.case_report import case_report, report_filename
+from model_zoo.classes import class_info, display_name
+from model_zoo.diagnosis import EXPLAINER_LABELS, Diagnosis, Heatmap, batch_csv, diagnose, heatmap
+from model_zoo.inference import abstention_sentence, melanoma_sentence, test_recall_sentence
 from model_zoo.metadata import PatientDetails
-from model_zoo.inference import (abstains, abstention_sentence, batch_row, melanoma_sentence, read,
-                                  test_recall_sentence)
-from model_zoo.overlay import render_overlay, to_png_bytes
-from model_zoo.preprocessing import prepare_image
-from model_zoo.uploads import iter_zip
+from model_zoo.overlay import COLORMAPS, HOT_COLOUR, render_overlay, to_png_bytes
+from model_zoo.uploads import batch_items, count_items
 
 app_ui.route_deep_link()
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
+BATCH_PROGRESS_CHUNK = 16         # images per forward pass in a batch, and per step of its progress bar
+# the batch table on the page (clinic.batch_view); the CSV has every column
+BATCH_COLUMNS = {"outcome": st.column_config.TextColumn(width="medium"),
+                 "probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
+                 "malignant or pre-malignant": st.column_config.ProgressColumn(format="percent", min_value=0,
+                                                                               max_value=1)}
 
 
-def probability_chart(reading) -> alt.Chart:
-    """Horizontal bars, highest first; malignant / pre-malignant classes in red."""
-    frame = pd.DataFrame({
-        "class": [display_name(c) for c, _ in reading.ranked()],
-        "probability": [p for _, p in reading.ranked()],
-        "group": ["malignant or pre-malignant" if is_concerning(c) else "benign" for c, _ in reading.ranked()],
-    })
-    return (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability",
-                    axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1], labelFlush=True)),   # "100%" ends inside
-            y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320, labelOverlap=False)),
-            color=alt.Color("group:N", scale=alt.Scale(domain=["malignant or pre-malignant", "benign"],
-                                                       range=["#c0392b", "#2e86c1"]),
-                            # one entry per line: side by side, the second was cut off at the chart's edge
-                            legend=alt.Legend(orient="bottom", direction="vertical", title=None, labelLimit=320, offset=8)),
-            tooltip=["class", alt.Tooltip("probability:Q", format=".1%"), "group"],
-        )
-        .properties(height=alt.Step(24))        # 24 px per class; the axis and legend are added below
-    )
+# ------------------------------------------------------------------------------------------------- inputs
 
 
 def image_source_ui(card: dict) -> tuple[str, bytes | None, str | None]:
@@ -68,85 +53,6 @@ def example_ui(card: dict) -> tuple[str, bytes | None, str | None]:
     return (case.image_id, case.read_bytes(), case.label) if case else ("", None, None)
 
 
-def summary_ui(reading, card: dict, true_label: str | None, metrics: dict) -> None:
-    top_name = display_name(reading.top)
-    if abstains(reading, card):
-        st.error(f"**Uncertain — refer to a clinician.** The model's confidence ({reading.top_probability:.0%}) is "
-                 "below the level at which it answers; the classes below are shown for teaching only.",
-                 icon=":material/help:")
-    st.subheader(f"Most likely: {top_name} ({reading.top_probability:.0%})")
-    st.caption(f"Second: {display_name(reading.runner_up)} ({reading.runner_up_probability:.0%}). "
-               "Probabilities are calibrated on validation images (temperature scaling).")
-    concern = reading.concerning_probability
-    text = (f"Malignant or pre-malignant classes together: **{concern:.0%}** "
-            "(melanoma, basal cell carcinoma, squamous cell carcinoma, actinic keratosis).")
-    (st.error if concern >= 0.5 else st.info)(text)
-    melanoma = next((c for c in reading.classes if c in ("melanoma", "mel")), None)
-    alert = melanoma_sentence(card, float(reading.probabilities[reading.classes.index(melanoma)])) if melanoma else None
-    if alert:
-        (st.error if alert[0] else st.info)(alert[1])
-    for sentence in (test_recall_sentence(metrics, reading.top), abstention_sentence(card)):
-        if sentence:
-            st.caption(sentence)
-    if true_label is not None:
-        with st.expander("Reveal the true label (guess first!)"):
-            verdict = "correct" if true_label == reading.top else "wrong"
-            st.write(f"True label: **{display_name(true_label)}** — the model was **{verdict}**.")
-
-
-def explanation_ui(model_id: str, card: dict, image, array, reading, key: str) -> None:
-    st.markdown("#### Where the model looked")
-    c1, c2, c3 = st.columns(3)
-    method = c1.selectbox("Method", list(EXPLAINER_LABELS), format_func=EXPLAINER_LABELS.get, key="cam_method")
-    classes = [c for c, _ in reading.ranked()]
-    target = c2.selectbox("Explain the class", classes, format_func=display_name, key=f"cam_target_{model_id}")
-    opacity = c3.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="cam_opacity")
-    memo = st.session_state.setdefault("heatmaps", {})
-    memo_key = (key, model_id, method, target)
-    if memo_key not in memo:
-        with st.spinner(f"Computing {EXPLAINER_LABELS[method]}..."):
-            explainer = app_cache.get_explainer(model_id, method)
-            memo.clear()                       # keep one image's heatmaps per session, not a growing pile
-            memo[memo_key] = explainer(array[None], card["classes"].index(target))[0]
-    overlay = render_overlay(image, memo[memo_key], opacity)
-    left, right = st.columns(2)
-    left.image(image, caption="Original", width="stretch")
-    right.image(overlay, caption=f"{EXPLAINER_LABELS[method]} for {display_name(target)}", width="stretch")
-    st.download_button("Download the overlay (PNG)", to_png_bytes(overlay), file_name=f"heatmap_{method}.png",
-                       mime="image/png")
-    st.caption("Red areas raised the score of the chosen class most. A heatmap shows where the model looked, "
-               "not why it is right: it can highlight rulers, hair or ink marks.")
-
-
-def model_or_error(card: dict):
-    """The loaded model, or None after showing why it is unavailable."""
-    try:
-        return app_cache.load_model(card["id"])
-    except ModelUnavailable as exc:
-        st.error(str(exc))
-        return None
-
-
-def refuse_if_not_dermoscopy(model, features, image) -> bool:
-    """Show the refusal and return True when the OOD detector says this is not a dermoscopy image."""
-    detector = model.ood_detector
-    if detector is None:
-        st.caption(f"Note: {model.ood_status}, so non-dermoscopy images are not refused.")
-        return False
-    if not detector.rejects(features)[0]:
-        return False
-    st.image(image, width=320)
-    st.error("**This does not look like a dermoscopy image**, so the model will not classify it. It was trained only on "
-             "close-up images taken through a dermatoscope; on photos, documents, screenshots or plain colours its "
-             "answer would be meaningless. Please upload a dermoscopy image of a skin lesion.", icon=":material/block:")
-    ood = model.card.get("ood", {})
-    if ood:
-        st.caption(f"How this is decided: the image's features are compared with those of the training images "
-                   f"({ood.get('method', '')}). On test, this check refused {ood['ood_rejected']:.0%} of a set of "
-                   f"non-dermoscopy images and {ood['dermoscopy_wrongly_rejected']:.0%} of real dermoscopy images.")
-    return True
-
-
 def details_ui(card: dict) -> PatientDetails | None:
     """Optional age, sex and body site, for a model with a fitted patient-details model; None otherwise."""
     sites = app_cache.metadata_sites(card["id"])
@@ -165,106 +71,215 @@ def details_ui(card: dict) -> PatientDetails | None:
     return details if details.given else None
 
 
-def with_details(model, raw, details: PatientDetails | None, card: dict, metrics: dict):
-    """(probabilities, card view, metrics view, note): fused with the patient details when given and fitted."""
-    meta = model.metadata_model if details is not None else None
-    variant = meta.variant_for(details) if meta is not None else None
-    if variant is None:
-        return model.calibrate(raw)[0], card, metrics, None
-    fused = meta.predict(raw, [details])[0]
-    image_only = read(model.calibrate(raw)[0], model.classes)
-    given = ", ".join(t for t in (f"age {details.age:.0f}" if details.age is not None else "", details.sex or "",
-                                  details.site or "") if t)
-    note = (f"Using the image **and** the patient details ({given}). The image alone gives "
-            f"{display_name(image_only.top)} {image_only.top_probability:.0%}. With these details this model's "
-            f"validation balanced accuracy is {variant.record['val_balanced_accuracy']:.0%} (image alone "
-            f"{metrics.get('validation', {}).get('balanced_accuracy', float('nan')):.0%}).")
-    fusion = metrics.get("metadata_fusion", {}) if variant is meta.full else {}
-    return fused, {**card, **variant.record.get("card_summary", {})}, fusion, note
+def model_or_error(card: dict):
+    """The loaded model, or None after showing why it is unavailable."""
+    try:
+        return app_cache.load_model(card["id"])
+    except ModelUnavailable as exc:
+        st.error(str(exc))
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ results
+
+
+def refusal_ui(d: Diagnosis, name: str) -> None:
+    """A refused image: the image, the plain-language reason and how each refusing gate decides."""
+    left, right = st.columns([1, 1.3])
+    left.image(d.image, caption=name or None, width="stretch")
+    with right:
+        st.error(d.refusal, icon=":material/block:")
+        if "quality" in d.refusal_reasons:
+            st.caption(clinic.quality_how_decided())
+        if "not_dermoscopy" in d.refusal_reasons and d.not_dermoscopy.how_decided:
+            st.caption(d.not_dermoscopy.how_decided)
+
+
+def gate_notes_ui(d: Diagnosis) -> None:
+    """Say which safety check could not run, so a missing refusal is not read as a pass."""
+    if d.not_dermoscopy.note:
+        st.caption(d.not_dermoscopy.note)
+    if d.quality is None and d.quality_status:
+        st.caption(f"Note: {d.quality_status}, so blurred or badly exposed images are not refused.")
+
+
+def prediction_set_ui(d: Diagnosis) -> None:
+    """The conformal set, right under the top class: the honest answer is often more than one diagnosis."""
+    view = clinic.conformal_view(d)
+    if view is None:
+        return
+    st.markdown(f"**{view.heading}:** " + ", ".join(display_name(c) for c in view.labels))
+    if view.note:
+        st.caption(view.note)
+    if view.warning:
+        st.warning(f"Caution about this set: {view.warning}", icon=":material/info:")
+
+
+def melanoma_ui(d: Diagnosis) -> None:
+    sentence = melanoma_sentence(d.card, d.melanoma_probability) if d.melanoma_probability is not None else None
+    if sentence is None:
+        return
+    if d.melanoma_alert:
+        st.error(f"**Melanoma alert.** {sentence[1]}", icon=":material/emergency:")
+    else:
+        st.info(sentence[1])
+
+
+def summary_ui(d: Diagnosis, true_label: str | None) -> None:
+    """Abstention, the top class with the conformal set, the malignant total and the melanoma alert."""
+    if d.abstains:
+        st.error(f"**Uncertain — refer to a clinician.** The model's confidence ({d.top_probability:.0%}) is below "
+                 f"the level at which it answers ({d.abstention_threshold:.0%}); the classes below are shown for "
+                 "teaching only.", icon=":material/help:")
+    st.subheader(f"Most likely: {display_name(d.top)} ({d.top_probability:.0%})")
+    prediction_set_ui(d)
+    st.caption(f"Second: {display_name(d.runner_up)} ({d.runner_up_probability:.0%}). "
+               "Probabilities are calibrated on validation images (temperature scaling).")
+    concern = d.concerning_probability
+    text = (f"Malignant or pre-malignant classes together: **{concern:.0%}** "
+            "(melanoma, basal cell carcinoma, squamous cell carcinoma, actinic keratosis).")
+    (st.error if concern >= 0.5 else st.info)(text)
+    melanoma_ui(d)
+    for sentence in (test_recall_sentence(d.metrics, d.top), abstention_sentence(d.card)):
+        if sentence:
+            st.caption(sentence)
+    if true_label is not None:
+        with st.expander("Reveal the true label (guess first!)"):
+            verdict = "correct" if true_label == d.top else "wrong"
+            st.write(f"True label: **{display_name(true_label)}** — the model was **{verdict}**.")
+
+
+def classes_ui(d: Diagnosis) -> None:
+    with st.expander("What do these classes mean?"):
+        for label, p in d.ranked()[:3]:
+            info = class_info(label)
+            st.markdown(f"**{info['name']}** ({info['group']}, {p:.0%}) — {info['description']}")
+
+
+def explanation_ui(model, d: Diagnosis, image_key: str) -> Heatmap:
+    """Method, class, colours and opacity; returns the heatmap shown (the case report carries it)."""
+    st.markdown("#### Where the model looked")
+    c1, c2, c3, c4 = st.columns(4)
+    method = c1.selectbox("Method", list(EXPLAINER_LABELS), format_func=EXPLAINER_LABELS.get, key="cam_method")
+    target = c2.selectbox("Explain the class", [c for c, _ in d.ranked()], format_func=display_name,
+                          key=f"cam_target_{d.model_id}")
+    colormap = c3.selectbox("Heatmap colours", list(COLORMAPS), format_func=COLORMAPS.get, key="cam_colormap")
+    opacity = c4.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="cam_opacity")
+    computed = app_cache.session_memo("heatmaps", (image_key, d.model_id), dict)   # this image's, per session
+    if (method, target) not in computed:
+        with st.spinner(f"Computing {EXPLAINER_LABELS[method]}..."):
+            computed[(method, target)] = heatmap(model, d, target, method,
+                                                 explainer=app_cache.get_explainer(d.model_id, method))
+    heat = computed[(method, target)]
+    overlay = render_overlay(d.image, heat.values, opacity, colormap)
+    left, right = st.columns(2)
+    left.image(d.image, caption="Original", width="stretch")
+    right.image(overlay, caption=f"{heat.label} for {display_name(target)}", width="stretch")
+    st.caption(f"{HOT_COLOUR[colormap].capitalize()} areas raised the score of the chosen class most. A heatmap shows "
+               "where the model looked, not why it is right: it can highlight rulers, hair or ink marks.")
+    st.download_button("Download the overlay (PNG)", to_png_bytes(overlay), file_name=f"heatmap_{method}.png",
+                       mime="image/png", icon=":material/image:")
+    return heat
+
+
+def report_ui(d: Diagnosis, heat: Optional[Heatmap], name: str) -> None:
+    """The one-page PDF, made in memory only when the button is clicked (nothing is stored on the server)."""
+    st.download_button("Download the case report (PDF)", lambda: case_report(d, heat, upload_name=name),
+                       file_name=report_filename(d.model_id, name), mime="application/pdf", on_click="ignore",
+                       icon=":material/picture_as_pdf:", key="case_report")
+    shown = f", the {heat.label} heatmap shown above" if heat is not None else ""
+    st.caption(f"One page: the image{shown}, the probabilities, the safety checks, the abstention and melanoma "
+               "verdicts with their test figures, and the model's id and sha256. Made in memory when you click; "
+               "nothing is stored on the server.")
 
 
 def single_ui(card: dict) -> None:
     name, data, true_label = image_source_ui(card)
     details = details_ui(card)
     if data is None:
+        app_cache.session_drop("diagnosis", "heatmaps")
         st.caption("Upload a dermoscopy image to see the model's probabilities and a heatmap.")
-        return
-    try:
-        image = load_image(data)
-    except ImageError as exc:
-        st.error(f"Cannot use this file: {exc}")
         return
     model = model_or_error(card)
     if model is None:
         return
-
-    array = prepare_image(image, model.input_size)
-    raw, features = model.predict_with_features(array[None], calibrated=False)
-    if refuse_if_not_dermoscopy(model, features, image):
+    image_key, tta = hashlib.sha1(data).hexdigest(), bool(st.session_state.get("classify_tta"))
+    try:
+        d = app_cache.session_memo("diagnosis", (image_key, card["id"], tta, details, name),
+                                   lambda: diagnose(model, data, details, name=name, tta=tta))
+    except ImageError as exc:
+        st.error(f"Cannot use this file: {exc}")
         return
-    if st.session_state.get("classify_tta"):
-        raw = model.predict_arrays(array[None], calibrated=False, tta=True)
-    probabilities, view, metrics, note = with_details(model, raw, details, card, app_cache.metrics(card["id"]))
-    reading = read(probabilities, model.classes)
+    if d.refused:
+        refusal_ui(d, name)
+        report_ui(d, None, name)
+        return
+    gate_notes_ui(d)
     left, right = st.columns([1, 1.3])
-    with left:
-        st.image(image, caption=name, width="stretch")
+    left.image(d.image, caption=name or None, width="stretch")
     with right:
-        if note:
-            st.info(note, icon=":material/person:")
-        summary_ui(reading, view, true_label, metrics)
-        st.altair_chart(probability_chart(reading), width="stretch")
-    with st.expander("What do these classes mean?"):
-        for label, p in reading.ranked()[:3]:
-            info = class_info(label)
-            st.markdown(f"**{info['name']}** ({info['group']}, {p:.0%}) — {info['description']}")
-    explanation_ui(card["id"], card, image, array, reading, key=hashlib.sha1(data).hexdigest())
+        if d.details_note:
+            st.info(d.details_note, icon=":material/person:")
+        summary_ui(d, true_label)
+        st.altair_chart(app_charts.probability_chart(d.ranked()), width="stretch")
+    classes_ui(d)
+    heat = explanation_ui(model, d, image_key)
+    report_ui(d, heat, name)
+
+
+# -------------------------------------------------------------------------------------------------- batch
+
+
+def run_batch(model, files: list[tuple[str, bytes]], tta: bool) -> list:
+    """Every item through the one diagnosis path, chunk by chunk, with a progress bar."""
+    app_cache.session_drop("batch_reports")              # the previous batch's zip
+    total = count_items(files)
+    bar = st.progress(0.0, text=f"Classifying {total} image(s)...")
+    results = clinic.diagnose_in_chunks(
+        model, batch_items(files), total=total, chunk=BATCH_PROGRESS_CHUNK, tta=tta,
+        progress=lambda done, n: bar.progress(done / n, text=f"Classified {done} of {n} image(s)..."))
+    bar.empty()
+    return results
+
+
+def reports_ui(model_id: str, results: list, files: list[tuple[str, bytes]], key: tuple) -> None:
+    """On request only (about a second per case): a zip of one PDF per classified or refused row."""
+    if st.button("Prepare a zip of per-case PDF reports", key="batch_reports", icon=":material/folder_zip:"):
+        bar = st.progress(0.0, text="Writing the reports...")
+        app_cache.session_memo("batch_reports", key, lambda: clinic.reports_zip(
+            results, batch_items(files),
+            progress=lambda done, n: bar.progress(done / n, text=f"Report {done} of {n}...")))
+        bar.empty()
+    archive = app_cache.session_held("batch_reports", key)
+    if archive is not None:
+        st.download_button("Download the reports (zip)", archive, file_name=f"case_reports_{model_id}.zip",
+                           mime="application/zip", on_click="ignore", icon=":material/download:")
+    st.caption("One page per image, without heatmaps, made in memory; nothing is stored on the server.")
 
 
 def batch_ui(card: dict) -> None:
+    st.caption(clinic.limits_sentence(st.get_option("server.maxUploadSize")))
     uploads = st.file_uploader("Several images, or one zip of images", type=IMAGE_TYPES + ["zip"],
                                accept_multiple_files=True, key="classify_batch")
     if not uploads:
+        app_cache.session_drop("batch", "batch_reports")
         st.caption("Drop several images (or a .zip) to get a table of predictions and a CSV file.")
         return
     model = model_or_error(card)
     if model is None:
         return
-
-    items = []
-    for upload in uploads:
-        if upload.name.lower().endswith(".zip"):
-            items += [(f"{upload.name}/{n}", d, p) for n, d, p in iter_zip(upload.getvalue())]
-        else:
-            items.append((upload.name, upload.getvalue(), ""))
-    rows, arrays, names = [], [], []
-    for name, data, problem in items:
-        if data is None:
-            rows.append(batch_row(name, None, problem))
-            continue
-        try:
-            arrays.append(prepare_image(load_image(data), model.input_size))
-            names.append(name)
-        except ImageError as exc:
-            rows.append(batch_row(name, None, str(exc)))
-    if arrays:
-        import numpy as np
-
-        probabilities, features = model.predict_with_features(np.stack(arrays))
-        refused = model.ood_detector.rejects(features) if model.ood_detector is not None else np.zeros(len(names), bool)
-        rows = [batch_row(n, None, "Not a dermoscopy image: not classified.") if r else
-                batch_row(n, read(p, model.classes), card=card)
-                for n, p, r in zip(names, probabilities, refused)] + rows
-    table = pd.DataFrame(rows)
-    st.dataframe(table, width="stretch", hide_index=True,
-                 column_config={"probability": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1),
-                                "malignant_or_premalignant": st.column_config.ProgressColumn(
-                                    "malignant or pre-malignant", format="%.2f", min_value=0, max_value=1)})
-    classified = sum(1 for row in rows if not row["error"])
-    st.caption(f"{classified} image(s) classified, {len(rows) - classified} could not be used.")
-    buffer = io.StringIO()
-    table.to_csv(buffer, index=False)
-    st.download_button("Download the table (CSV)", buffer.getvalue(), file_name="predictions.csv", mime="text/csv")
+    files = [(upload.name, upload.getvalue()) for upload in uploads]
+    tta = bool(st.session_state.get("classify_tta"))
+    key = (card["id"], tta, tuple((u.file_id, u.name, u.size) for u in uploads))
+    results = app_cache.session_memo("batch", key, lambda: run_batch(model, files, tta))
+    st.dataframe(pd.DataFrame(clinic.batch_view(results)), width="stretch", hide_index=True,
+                 column_config=BATCH_COLUMNS)
+    st.caption(clinic.batch_summary(results))
+    st.download_button("Download the full table (CSV)", batch_csv(results), file_name=f"predictions_{card['id']}.csv",
+                       mime="text/csv", on_click="ignore", icon=":material/table:")
+    st.caption("The CSV holds every class's probability, the quality and not-dermoscopy flags, the melanoma alert, "
+               "and the model's id and the sha256 of its file.")
+    reports_ui(card["id"], results, files, key)
 
 
 st.title("Classify a skin lesion")
