@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from .datadir import DATASETS, REPO_ROOT, has_dataset
+from .datadir import DATASETS, PREPARED_SPLIT, REPO_ROOT, has_dataset, is_prepared
 
 EXAMPLES_DIR = REPO_ROOT / "assets" / "examples"
 SPLITS_DIR = REPO_ROOT / "trainer" / "splits"
@@ -135,6 +135,17 @@ def test_cases(dataset: str, data_dir: Path, splits_dir: Path = SPLITS_DIR) -> l
 test_cases.__test__ = False       # a library function, not a pytest test
 
 
+def prepared_test_cases(dataset: str, data_dir: Path) -> list[Case]:
+    """Every image of a prepared dataset's test split (its split.csv), with the details its manifest records."""
+    folder = data_dir / dataset
+    details = {row["image_id"]: (_age(row.get("age")), _text(row.get("sex")), _text(row.get("localization")))
+               for row in _rows(folder / "manifest.csv")} if (folder / "manifest.csv").is_file() else {}
+    cases = [Case(case_id(dataset, row["image_id"]), dataset, row["image_id"], row["label"], folder / row["path"],
+                  *details.get(row["image_id"], (None, None, None)))
+             for row in _rows(folder / PREPARED_SPLIT) if row["split"] == TEST_SPLIT]
+    return sorted(cases, key=_order)
+
+
 def bundled_cases(dataset: Optional[str] = None, folder: Path = EXAMPLES_DIR) -> list[Case]:
     """The cases shipped in assets/examples (all datasets, or one); those whose file is missing are left out."""
     if dataset is not None:
@@ -149,15 +160,18 @@ def bundled_cases(dataset: Optional[str] = None, folder: Path = EXAMPLES_DIR) ->
 
 
 def cases(dataset: str, data_dir: Optional[Path], folder: Path = EXAMPLES_DIR) -> list[Case]:
-    """The whole test split when `data_dir` holds the dataset, else the bundled cases (None: no data folder).
+    """The whole test split when `data_dir` holds the dataset (a built-in or a prepared one), else the bundled
+    cases (None: no data folder; none for a dataset other than the built-ins).
 
     The split table is needed too (trainer/splits/, left out of some slim copies); without it: the bundled cases.
 
     Pass model_zoo.datadir.find_data_dir() for the usual rule ($DERMLAB_DATA_DIR, then ../shared/data).
     """
+    if data_dir is not None and is_prepared(data_dir, dataset):
+        return prepared_test_cases(dataset, data_dir)
     if data_dir is not None and has_dataset(data_dir, dataset) and (SPLITS_DIR / f"{dataset}.csv").is_file():
         return test_cases(dataset, data_dir)
-    return bundled_cases(dataset, folder)
+    return bundled_cases(dataset, folder) if dataset in DATASETS else []       # none bundled for other datasets
 
 
 def _check(dataset: str) -> None:
