@@ -44,23 +44,27 @@ def example_image(dataset: str = "ham10000") -> Path:
 
 
 def tour(image: Path, env: dict, python: Optional[str] = None) -> dict:
-    """One fresh server, one visitor through every page; the figures of that run."""
+    """One fresh server, one visitor through every page; the figures of that run, with the server's RSS
+    after each step (to see which page costs memory)."""
     with chromium() as browser, streamlit_server(LOGS / "tour_streamlit.log", env, python) as (url, process, started):
         page = browser.new_page(viewport={"width": 1400, "height": 2000})
         upload_and_wait(page, url, image)
         result = {"first_s": time.perf_counter() - started, "after_first_mb": rss_mb(process.pid)[0]}
-        steps = {}
+        steps, memory = {}, {"first prediction": rss_mb(process.pid)[0]}
         for method in ("Grad-CAM++", "Score-CAM"):
             begin = time.perf_counter()
             show_heatmap(page, method)
             steps[method] = time.perf_counter() - begin
+            memory[method] = rss_mb(process.pid)[0]
         begin = time.perf_counter()
         compare_upload(page, url, image)
         steps["Compare (every model)"] = time.perf_counter() - begin
+        memory["Compare"] = rss_mb(process.pid)[0]
         for path, text in READ_ONLY_PAGES:
             visit(page, url, path, text)
+            memory[path] = rss_mb(process.pid)[0]
         page.close()
-        result.update(steps=steps, final_mb=rss_mb(process.pid)[0], peak_mb=rss_mb(process.pid)[1],
+        result.update(steps=steps, memory=memory, final_mb=rss_mb(process.pid)[0], peak_mb=rss_mb(process.pid)[1],
                       tensorflow=tensorflow_loaded(process.pid))
         return result
 
@@ -86,6 +90,8 @@ def main() -> None:
             print(f"round {round_index + 1}, {name}: first prediction {result['first_s']:.1f} s; {steps}; RSS after "
                   f"the first prediction {result['after_first_mb']:.0f} MB, at the end {result['final_mb']:.0f} MB, "
                   f"peak {result['peak_mb']:.0f} MB; TensorFlow loaded: {result['tensorflow']}", flush=True)
+            print("  RSS after each step: " + ", ".join(f"{k} {v:.0f} MB" for k, v in result["memory"].items()),
+                  flush=True)
     print(f"image: {image.relative_to(ROOT) if image.is_relative_to(ROOT) else image}; data folder "
           f"{'visible' if args.with_data else 'absent'}; app served by {args.app_python or sys.executable}; "
           f"median of {args.rounds} round(s)")

@@ -85,8 +85,6 @@ def score(answers: Sequence[Answer], who: str) -> dict:
     """Accuracy, balanced accuracy (mean recall over the true classes present), melanoma sensitivity
     (melanomas named melanoma) and malignant sensitivity (malignant or pre-malignant cases called
     suspicious), for "student" or "model" on the same cases. None where the cases hold no such lesion."""
-    from sklearn.metrics import balanced_accuracy_score
-
     if who not in ("student", "model"):
         raise ValueError("who is 'student' or 'model'")
     if not answers:
@@ -97,11 +95,9 @@ def score(answers: Sequence[Answer], who: str) -> dict:
     calls = [a.call if who == "student" else a.model.call for a in answers]
     melanomas = [s for t, s in zip(truth, said) if _is_melanoma(t)]
     malignant = [c for t, c in zip(truth, calls) if is_concerning(t)]
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # a predicted class absent from the truth is not an error here
-        balanced = float(balanced_accuracy_score(truth, said))
+    # balanced accuracy = the mean recall over the true classes present (scikit-learn's definition; computed here
+    # because importing scikit-learn costs the serving process about 50 MB)
+    balanced = float(np.mean([np.mean([s == t for tt, s in zip(truth, said) if tt == t]) for t in sorted(set(truth))]))
     return {
         "cases": len(answers),
         "accuracy": float(np.mean([t == s for t, s in zip(truth, said)])),

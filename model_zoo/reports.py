@@ -186,6 +186,23 @@ def split_rows(rows: Iterable[dict], split: str) -> list[dict]:
     return [row for row in rows if str(row.get("split")) == wanted]
 
 
+def stored_roc_curves(metrics: dict, split: str = "test") -> tuple[list[dict], dict]:
+    """The per-class ROC curves the trainer stored (metrics.json["clinical"]["roc_curves"]), as roc_curves
+    returns them; ([], {}) when absent (then roc_curves computes them from predictions.csv)."""
+    key = {"val": "validation"}.get(split, split)
+    stored = (metrics.get("clinical") or {}).get("roc_curves", {}).get(key, {})
+    points, aucs = [], {}
+    for label, curve in stored.items():
+        if curve.get("auc") is None or not curve.get("fpr"):
+            continue
+        aucs[label] = float(curve["auc"])
+        legend = f"{display_name(label)} (AUC {curve['auc']:.2f})"
+        for x, y, t in zip(curve["fpr"], curve["tpr"], curve["threshold"]):
+            points.append({"Class": display_name(label), "Legend": legend, "False positive rate": float(x),
+                           "True positive rate": float(y), "Threshold": 1.0 if t is None else float(min(t, 1.0))})
+    return points, aucs
+
+
 def roc_curves(rows: Sequence[dict], split: str = "test", classes: Optional[Sequence[str]] = None,
                max_points: int = 400) -> tuple[list[dict], dict]:
     """One-vs-rest ROC curves per class from predictions.csv rows.

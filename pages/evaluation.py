@@ -130,7 +130,9 @@ def confusion_ui(split_metrics: dict) -> None:
 
 def roc_ui(card: dict, predictions: list[dict], split: str) -> None:
     st.subheader("ROC curves (one class against the rest)")
-    points, aucs = reports.roc_curves(predictions, split, card.get("classes"))
+    points, aucs = reports.stored_roc_curves(app_cache.metrics(card["id"]), split)
+    if not points:                        # a model evaluated before the trainer stored its curves
+        points, aucs = reports.roc_curves(predictions, split, card.get("classes"))
     if not points:
         st.info("No per-image predictions for this split (predictions.csv is missing), so no ROC curves. "
                 f"Recompute them with `python -m trainer evaluate {card['id']}`.")

@@ -227,6 +227,19 @@ def roc_curve(positive: np.ndarray, score: np.ndarray, points: int = CURVE_POINT
     return {"fpr": _rounded(fpr), "tpr": _rounded(tpr), "threshold": _rounded(thresholds)}
 
 
+def roc_curves(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str],
+               points: int = CURVE_POINTS) -> dict:
+    """One-vs-rest ROC curve and AUROC per class: the Evaluation page draws these instead of computing them
+    (the app then never imports scikit-learn)."""
+    curves = {}
+    for c, name in enumerate(classes):
+        positive = y_true == c
+        curve = roc_curve(positive, probabilities[:, c], points)
+        auc = skm.roc_auc_score(positive, probabilities[:, c]) if 0 < positive.sum() < len(positive) else None
+        curves[name] = {"auc": None if auc is None else float(auc), **curve}
+    return curves
+
+
 def pr_curves(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str],
               points: int = CURVE_POINTS) -> dict:
     """One-vs-rest precision-recall curve per class."""
@@ -396,6 +409,7 @@ def clinical_metrics(classes: Sequence[str], val: tuple[np.ndarray, np.ndarray, 
         },
         "per_class": per_class_intervals(test_y, test_pred, classes, resamples),
         "pr_curves": pr_curves(test_y, test_p, classes),
+        "roc_curves": {"validation": roc_curves(val_y, val_p, classes), "test": roc_curves(test_y, test_p, classes)},
         "benign_malignant": benign_malignant((val_p, val_y), (test_p, test_y), classes, resamples, val_resamples,
                                              melanoma_alert),
         "conformal": conformal((val_p, val_y), (test_p, test_y), classes, resamples, coverage, dataset=dataset),
@@ -408,8 +422,11 @@ def clinical_for_model(model_id: str, zoo_root: Optional[Path] = None, n_bootstr
     and leaves card.json alone."""
     import model_zoo
 
+    from .data import refuse_test_only
+
     folder = model_zoo.zoo.model_folder(model_id, zoo_root)
     card = store.read_json(folder / store.CARD_FILE)
+    refuse_test_only(card.get("dataset"), "fitting thresholds or conformal sets")
     metrics_path = folder / store.METRICS_FILE
     metrics = store.read_json(metrics_path) if metrics_path.is_file() else {}
     classes = list(card["classes"])

@@ -145,3 +145,21 @@ def test_an_instructors_zip_gives_cases_in_memory_and_a_message_per_bad_row():
 def test_an_unusable_zip_is_refused_with_a_clear_message(data, message):
     with pytest.raises(quiz.QuizUploadError, match=message):
         quiz.read_instructor_zip(data, "ham10000", HAM_CLASSES)
+
+
+def test_balanced_accuracy_agrees_with_scikit_learn():
+    """The quiz computes balanced accuracy itself (the server stays free of scikit-learn); it must agree."""
+    import numpy as np
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        truth = rng.choice(HAM_CLASSES, 12)
+        said = rng.choice(HAM_CLASSES, 12)
+        answers = [_answer(t, s, BENIGN, s) for t, s in zip(truth, said)]
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = balanced_accuracy_score(truth, said)
+        assert quiz.score(answers, "student")["balanced_accuracy"] == pytest.approx(expected)
