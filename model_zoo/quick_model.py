@@ -83,7 +83,12 @@ def from_prepared(data_dir: Path, dataset: str, max_per_class: Optional[int] = M
     does); at most `max_per_class` per class and split, drawn at random (seeded)."""
     if not datadir.is_prepared(data_dir, dataset):
         raise QuickModelError(f"No prepared dataset {dataset!r} in {data_dir}.")
-    table = pd.read_csv(Path(data_dir) / dataset / datadir.PREPARED_SPLIT, dtype={"image_id": str})
+    try:
+        table = pd.read_csv(Path(data_dir) / dataset / datadir.PREPARED_SPLIT, dtype={"image_id": str})
+        info = store.read_json(Path(data_dir) / dataset / datadir.PREPARED_FILE)
+    except (OSError, ValueError) as exc:
+        raise QuickModelError(f"The prepared dataset {dataset!r} is incomplete ({type(exc).__name__}: {exc}); "
+                              "prepare it again.") from exc
     table = table[table["split"].isin([splits.TRAIN, splits.VAL, splits.TEST])]
     table = table[(table["split"] == splits.TEST) | (table["label_conflict"] == 0)]
     if max_per_class:
@@ -91,7 +96,6 @@ def from_prepared(data_dir: Path, dataset: str, max_per_class: Optional[int] = M
     table = table.sort_values(["split", "label", "image_id"])
     root = Path(data_dir) / dataset
     examples = [Example(r.image_id, r.label, r.split, r.path, file=root / r.path) for r in table.itertuples()]
-    info = store.read_json(root / datadir.PREPARED_FILE)
     source = {"kind": PREPARED, "name": dataset, "split": f"{datadir.PREPARED_SPLIT} of the prepared dataset "
               f"({info.get('split_rule', '')}; grouped by {info.get('grouped_by', 'image')})",
               "max_per_class": max_per_class, "prepared_with": info.get("command", "")}

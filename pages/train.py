@@ -135,15 +135,17 @@ def start_run_ui() -> None:
         return
     with st.form("full_run"):
         left, middle, right = st.columns(3)
-        dataset = left.selectbox("Dataset", names, format_func=lambda d: app_ui.DATASET_LABELS.get(d, d))
-        architecture = middle.selectbox("Architecture", jobs.ARCHITECTURES)
-        model_id = right.text_input("Model id (default: ARCHITECTURE_DATASET)")
+        dataset = left.selectbox("Dataset", names, format_func=lambda d: app_ui.DATASET_LABELS.get(d, d),
+                                 key="run_dataset")
+        architecture = middle.selectbox("Architecture", jobs.ARCHITECTURES, key="run_architecture")
+        model_id = right.text_input("Model id (default: ARCHITECTURE_DATASET)", key="run_model_id")
         left, middle, right = st.columns(3)
-        epochs = left.number_input("Epochs (fine-tuning, or all from scratch)", 1, 200, 10)
-        head = middle.number_input("Head epochs (frozen backbone)", 0, 50, 3)
-        size = right.number_input("Input size (px; 0 = the architecture's)", 0, 600, 0, 16)
-        limit = st.number_input("Images per class and split (0 = all; a few for a quick trial)", 0, 100000, 0)
-        replace = st.checkbox("Replace a zoo model of the same id")
+        epochs = left.number_input("Epochs (fine-tuning, or all from scratch)", 1, 200, 10, key="run_epochs")
+        head = middle.number_input("Head epochs (frozen backbone)", 0, 50, 3, key="run_head_epochs")
+        size = right.number_input("Input size (px; 0 = the architecture's)", 0, 600, 0, 16, key="run_size")
+        limit = st.number_input("Images per class and split (0 = all; a few for a quick trial)", 0, 100000, 0,
+                                key="run_limit")
+        replace = st.checkbox("Replace a zoo model of the same id", key="run_replace")
         submitted = st.form_submit_button("Start training", type="primary")
     if not submitted:
         return
