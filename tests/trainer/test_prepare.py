@@ -346,7 +346,30 @@ def test_a_prepared_dataset_trains_into_the_zoo_and_is_served(folder_download, t
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert main(["evaluate", "custom_cnn_three", "--zoo-dir", str(tmp_zoo), "--data-dir", str(data),
                  "--bootstrap", "20"]) == 0
+    assert main(["calibrate", "custom_cnn_three", "--zoo-dir", str(tmp_zoo), "--bootstrap", "20"]) == 0
+    metrics = json.loads((Path(card["folder"]) / "metrics.json").read_text())
+    assert "ood" in metrics and metrics["clinical"]["bootstrap"]["test_images"] == card["trained_on"]["counts"]["test"]
     capsys.readouterr()
+    assert main(["subgroups", "custom_cnn_three", "--zoo-dir", str(tmp_zoo), "--data-dir", str(data)]) == 2
+    assert "prepared datasets whose manifest records sex, age or body site" in capsys.readouterr().err
     assert main(["train", "-a", "custom_cnn", "-d", "nowhere", "--data-dir", str(data), "--zoo-dir", str(tmp_zoo),
                  "--run-dir", str(tmp_path / "run2")]) == 2
     assert "Unknown dataset 'nowhere'" in capsys.readouterr().err
+
+
+def test_tune_and_subgroups_take_a_prepared_dataset(ham_download, tmp_path):
+    """KerasTuner on a prepared dataset's saved split; subgroup metrics from its manifest's patient details."""
+    from trainer.subgroups import subgroup_metrics
+    from trainer.tune import OBJECTIVE, tune
+
+    data = tmp_path / "data"
+    folder = prepare(ham_download, "ham10000", "ham_small", data, skip_bad=True)
+    best = tune("custom_cnn", "ham_small", data_dir=data, max_trials=1, epochs=1, limit_per_class=3,
+                directory=str(tmp_path / "tuner"), sizes=[32], initial_points=1)
+    assert best["trials"] == 1 and 0.0 <= best[OBJECTIVE] <= 1.0
+    test = select("ham_small", "test", data_dir=data)
+    predictions = pd.DataFrame({"split": "test", "image_id": test["image_id"], "true": test["label"],
+                                "predicted": test["label"]})
+    groups = subgroup_metrics(predictions, pd.read_csv(folder / "manifest.csv"), 20)
+    assert set(groups) == {"sex", "age_band", "localization"}
+    assert sum(row["n"] for row in groups["sex"].values()) == len(test)
