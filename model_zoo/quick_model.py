@@ -32,7 +32,7 @@ MAX_ITER = 2000
 BOOTSTRAP = 200                    # resamples for the CIs (the trainer's 1000 would double the time)
 MAX_PER_CLASS = 150                # images per class and split taken from a prepared dataset (time)
 FEATURE_CHUNK = 16                 # images per forward pass batch
-OOD_DIMS, OOD_ACCEPT = 64, 0.95    # as trainer/ood.py: residual outside 64 principal dims; 95% of validation pass
+OOD_DIMS, OOD_ACCEPT, OOD_REFUSE = 64, 0.95, 0.995   # as trainer/ood.py: 64 principal dims; validation shares passed
 PREPARED = "prepared dataset"
 UPLOAD = "uploaded zip"
 Progress = Callable[[str, float], None]       # (what is happening, share done 0..1)
@@ -205,8 +205,11 @@ def _dense(model, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_ood(train_features: np.ndarray, val_features: np.ndarray):
-    """The 'not like these images' detector of trainer/ood.py, fitted here: residual outside the training features'
-    principal subspace, threshold at the 95th percentile of validation scores."""
+    """The out-of-distribution detector of trainer/ood.py, fitted here: residual outside the training features'
+    principal subspace, its threshold at the 95th percentile of validation scores (and, where the detector has a
+    refusal threshold on the relative residual, that at the 99.5th)."""
+    import dataclasses
+
     from sklearn.decomposition import PCA
 
     from .ood import SubspaceResidualDetector
@@ -215,6 +218,8 @@ def fit_ood(train_features: np.ndarray, val_features: np.ndarray):
     pca = PCA(n_components=dims, random_state=0).fit(train_features)
     detector = SubspaceResidualDetector(pca.mean_, pca.components_, threshold=np.inf)
     detector.threshold = float(np.quantile(detector.scores(val_features), OOD_ACCEPT))
+    if "refuse_threshold" in {f.name for f in dataclasses.fields(detector)}:
+        detector.refuse_threshold = float(np.quantile(detector.relative_scores(val_features), OOD_REFUSE))
     return detector
 
 
@@ -262,7 +267,9 @@ def fit(data: QuickData, backbone, model_id: str, display_name: Optional[str] = 
     card = build_card(data, backbone, model_id, display_name, classes, metrics, chosen_c, scores,
                       {"features": feature_seconds, "fit": fit_seconds}, int(kernel.shape[0]), seed)
     card.update(card_summary(metrics["calibration"]))
-    card["ood"].update(pca_dims=int(detector.components.shape[0]), threshold=float(detector.threshold))
+    card["ood"].update(pca_dims=int(detector.components.shape[0]), threshold=float(detector.threshold),
+                       **({"refuse_threshold": detector.refuse_threshold}
+                          if getattr(detector, "refuse_threshold", None) is not None else {}))
     table = [row for name in (splits.VAL, splits.TEST)
              for row in _prediction_rows(name, parts[name], probabilities[name], classes)]
     progress("Publishing to the zoo", 0.98)
