@@ -373,3 +373,22 @@ def test_tune_and_subgroups_take_a_prepared_dataset(ham_download, tmp_path):
     groups = subgroup_metrics(predictions, pd.read_csv(folder / "manifest.csv"), 20)
     assert set(groups) == {"sex", "age_band", "localization"}
     assert sum(row["n"] for row in groups["sex"].values()) == len(test)
+
+
+@pytest.mark.slow
+def test_the_whole_ham10000_download_gets_the_committed_split(data_dir, tmp_path, monkeypatch):
+    """Prepared from the official layout (every metadata row, the images in the two part folders), HAM10000's
+    split is trainer/splits/ham10000.csv exactly: models trained on a full-resolution download are tested on the
+    same lesions as the zoo's."""
+    source = tmp_path / "download"
+    for part in HAM_PARTS:
+        (source / part).mkdir(parents=True)
+    for i, path in enumerate(sorted((data_dir / "ham10000" / "images").iterdir())):
+        (source / HAM_PARTS[i % 2] / path.name).symlink_to(path)
+    shutil.copy(data_dir / "ham10000" / HAM_METADATA, source)
+    monkeypatch.setattr(prepare_module, "write_images", lambda rows, folder, max_side: None)   # the split only
+    prepare(source, "ham10000", "ham_full", tmp_path / "data", max_side=450, skip_bad=True)
+    prepared = read_split("ham_full", tmp_path / "data").set_index("image_id")["split"]
+    committed = read_split("ham10000").set_index("image_id")["split"]
+    assert len(prepared) == len(committed) == 10013
+    assert prepared.sort_index().equals(committed.sort_index())
