@@ -169,7 +169,7 @@ def test_resume_inside_the_head_phase_still_fine_tunes_every_epoch(tmp_path, dat
     assert phases == ["head", "head", "finetune", "finetune"]
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "tune", "calibrate", "subgroups", "ood", "tta", "ensemble", "report", "splits", "list", "set-default"])
+@pytest.mark.parametrize("command", ["prepare", "train", "evaluate", "tune", "calibrate", "subgroups", "ood", "tta", "ensemble", "report", "splits", "list", "set-default"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
