@@ -120,6 +120,8 @@ def gate_lines(d: Diagnosis) -> list[str]:
         dermoscopy = f"Dermoscopy check: not run ({ood.status}), so non-dermoscopy images are not refused."
     elif ood.rejected or d.refused_elsewhere:
         dermoscopy = "Dermoscopy check: REFUSED — the image does not look like a dermoscopy image."
+    elif d.unlike_training:
+        dermoscopy = f"Dermoscopy check: WARNING — {d.ood_warning}"
     else:
         dermoscopy = (f"Dermoscopy check: passed (score {ood.score:.2f}, refused above {ood.threshold:.2f}). "
                       f"{ood.how_decided}").strip()

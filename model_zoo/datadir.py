@@ -14,7 +14,8 @@ from typing import Optional
 
 DATA_ENV = "DERMLAB_DATA_DIR"
 DATASETS = ("isic_9class", "ham10000")
-RESERVED = DATASETS + ("ph2",)            # built-in names a prepared dataset may not take
+TEST_ONLY = ("ph2",)                      # external test sets: scored once (`python -m trainer external`), nothing else
+RESERVED = DATASETS + TEST_ONLY           # built-in names a prepared dataset may not take
 PREPARED_FILE = "dataset.json"            # marks a folder written by `python -m trainer prepare`
 PREPARED_SPLIT = "split.csv"              # a prepared dataset's saved split (the built-ins' live in trainer/splits)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -62,6 +63,16 @@ def name_problem(name: str) -> Optional[str]:
         return (f"{name!r} is not a usable dataset name: use 1-64 lower-case letters, digits, '_' or '-', "
                 "starting with a letter or digit.")
     return None
+
+
+def test_only_problem(dataset: Optional[str], purpose: str = "training") -> Optional[str]:
+    """Why `dataset` may not be used for `purpose` (None when it may): an external test set is only scored."""
+    if dataset not in TEST_ONLY:
+        return None
+    return (f"{dataset!r} is an external test set only (PH², another clinic and dermatoscope) and cannot be used for "
+            f"{purpose}: never train on it, tune, calibrate or fit thresholds with it, or choose models or examples "
+            "with it, so that its figures stay an honest external test. Score a model on it with "
+            f"`python -m trainer external MODEL_ID --dataset {dataset}`.")
 
 
 def find_data_dir(path: Optional[str | Path] = None) -> Optional[Path]:

@@ -4,9 +4,12 @@ Classify, Batch, Compare and the case report all go through here, so they apply 
 in the same order and say the same things:
 
 1. the image-quality gate (model_zoo.quality: blurred, under- or over-exposed, tiny);
-2. the "not a dermoscopy image" detector (model_zoo.ood) on the features of the same forward pass
-   that gives the probabilities;
-3. only for an image that passes both: calibrated probabilities, fused with the patient details
+2. the dermoscopy check (model_zoo.ood) on the features of the same forward pass that gives the
+   probabilities: "not a dermoscopy image" refuses; "a dermoscopy image unlike this model's training
+   images" (another dermatoscope or clinic?) is classified, carries a prominent warning (`ood_warning`)
+   and always the advice to refer (`refer`), and the melanoma alert still applies (why: docs/model_quality.md,
+   measured on HAM10000 validation and reported on PH²);
+3. only for an image that is not refused: calibrated probabilities, fused with the patient details
    when given and the model has a fitted details model (model_zoo.metadata), the abstention verdict
    (card threshold), the melanoma alert (card operating point) and, when model_zoo.conformal exists,
    a conformal prediction set.
@@ -30,7 +33,8 @@ from . import quality
 from .classes import concerning_probability, display_name
 from .inference import LOW_CONFIDENCE, Reading, abstains, read
 from .metadata import PatientDetails
-from .preprocessing import ImageError, ImageSource, load_image, prepare_image
+from .ood import IN_DISTRIBUTION, NOT_DERMOSCOPY as NOT_DERMOSCOPY_KIND, UNLIKE_TRAINING
+from .preprocessing import ImageError, ImageSource, crop_to_field_of_view, load_image, prepare_image
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +43,45 @@ BATCH_CHUNK = 32            # images decoded and held at once by diagnose_batch 
 NOT_DERMOSCOPY = ("This does not look like a dermoscopy image, so the model will not classify it. It was trained "
                   "only on close-up images taken through a dermatoscope; on photos, documents, screenshots or plain "
                   "colours its answer would be meaningless. Please upload a dermoscopy image of a skin lesion.")
+UNLIKE_TRAINING_MESSAGE = (
+    "This looks like a dermoscopy image, but unlike the images this model was trained on: perhaps another "
+    "dermatoscope or clinic, unusual lighting or a rare kind of lesion. The model's answer below is less reliable "
+    "for such images, so do not take a harmless-looking answer as reassurance: have the lesion assessed by a "
+    "clinician. The melanoma alert still applies.")
 EXPLAINER_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM"}  # as explainers.LABELS
 
 
 @dataclass(frozen=True)
 class OodVerdict:
-    """This model's "not a dermoscopy image" check: run or not (and why), refused or not, and how it decides."""
+    """This model's dermoscopy check: run or not (and why), its kind (refused as not dermoscopy, unlike the
+    training images, or neither) and how it decides."""
 
     checked: bool
-    rejected: bool = False
+    rejected: bool = False       # kind == "not_dermoscopy": refused
     score: Optional[float] = None
     threshold: Optional[float] = None
     status: str = ""             # why it was not checked ("" when it was)
     how_decided: str = ""        # the method and its test figures, from the card
+    kind: str = ""               # "in_distribution" | "unlike_training" | "not_dermoscopy" ("" when not checked)
+    relative_score: Optional[float] = None      # residual share of the features (the refusal score)
+    refuse_threshold: Optional[float] = None    # refused above this relative score (None: an old detector)
 
     @property
     def note(self) -> str:
         """What a page shows under a result when no detector could check the image."""
         return "" if self.checked else f"Note: {self.status}, so non-dermoscopy images are not refused."
+
+    @property
+    def unlike_training(self) -> bool:
+        """A dermoscopy image unlike the training images: classified, with a warning."""
+        return self.kind == UNLIKE_TRAINING
+
+    @property
+    def message(self) -> str:
+        """The plain-language message of this verdict ("" when there is nothing to say)."""
+        if self.rejected:
+            return NOT_DERMOSCOPY
+        return UNLIKE_TRAINING_MESSAGE if self.unlike_training else ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +136,7 @@ class Diagnosis:
     prediction_set_note: str = ""
     tta: bool = False
     hair_removed: bool = False
+    fov_cropped: bool = False                     # cut to the dermatoscope's round field before the model
     backend: str = ""
     image: Optional[Image.Image] = field(default=None, repr=False)    # upright RGB upload (single images)
     array: Optional[np.ndarray] = field(default=None, repr=False)     # what the model saw (heatmaps)
@@ -145,6 +171,24 @@ class Diagnosis:
             return (f"{self.quality.message} It also does not look like a dermoscopy image to the model{elsewhere}; "
                     "if it is not one, please upload a dermoscopy image of a skin lesion.")
         return self.quality.message if reasons else ""
+
+    @property
+    def unlike_training(self) -> bool:
+        """Classified, but the image is unlike this model's training images: show `ood_warning` prominently."""
+        return not self.refused and self.not_dermoscopy.unlike_training
+
+    @property
+    def ood_warning(self) -> str:
+        """The warning a page shows above the answer of an image unlike the training images ("" otherwise)."""
+        return self.not_dermoscopy.message if self.unlike_training else ""
+
+    @property
+    def refer(self) -> Optional[bool]:
+        """The advice to have the lesion assessed by a clinician: the model abstains (low confidence) or the
+        image is unlike its training images; None when nothing was classified."""
+        if self.probabilities is None:
+            return None
+        return bool(self.abstains) or self.unlike_training
 
     @property
     def reading(self) -> Optional[Reading]:
@@ -185,18 +229,25 @@ def ood_verdicts(model, features: np.ndarray) -> list[OodVerdict]:
     detector = model.ood_detector
     if detector is None:
         return [OodVerdict(False, status=model.ood_status)] * len(features)
-    scores = detector.scores(features)
+    scores, kinds = detector.scores(features), detector.kinds(features)
+    relative = detector.relative_scores(features) if detector.refuse_threshold is not None else [None] * len(kinds)
     how = _how_decided(model.card.get("ood", {}))
-    return [OodVerdict(True, bool(s > detector.threshold), float(s), float(detector.threshold), "", how)
-            for s in scores]
+    refuse = None if detector.refuse_threshold is None else float(detector.refuse_threshold)
+    return [OodVerdict(True, kind == NOT_DERMOSCOPY_KIND, float(s), float(detector.threshold), "", how, kind,
+                       None if r is None else float(r), refuse)
+            for s, kind, r in zip(scores, kinds, relative)]
 
 
 def _how_decided(ood: dict) -> str:
     if not ood or "ood_rejected" not in ood:
         return ""
-    return (f"How this is decided: the image's features are compared with those of the training images "
+    text = (f"How this is decided: the image's features are compared with those of the training images "
             f"({ood.get('method', '')}). On test, this check refused {ood['ood_rejected']:.0%} of a set of "
-            f"non-dermoscopy images and {ood['dermoscopy_wrongly_rejected']:.0%} of real dermoscopy images.")
+            f"non-dermoscopy images and {ood['dermoscopy_wrongly_rejected']:.1%} of real dermoscopy images")
+    if ood.get("dermoscopy_unlike") is None:
+        return text + "."
+    return (text + f"; it flagged a further {ood['dermoscopy_unlike']:.0%} of real dermoscopy images as unlike the "
+            "training images, which are classified with a warning.")
 
 
 def quality_verdict(image: Image.Image, check: bool = True) -> tuple[Optional[quality.QualityVerdict], str]:
@@ -291,13 +342,25 @@ class _Prepared:
     quality: Optional[quality.QualityVerdict]
     quality_status: str
     hair_removed: bool
+    fov_cropped: bool = False
 
 
 def _prepare(model, name: str, image: Image.Image, hair: bool, gate: tuple[Optional[quality.QualityVerdict], str],
-             keep_image: bool) -> _Prepared:
-    """Model input of one upright image; `gate` is its quality verdict (measured once per image)."""
-    seen = quality.remove_hair(image) if hair else image
-    return _Prepared(name, image if keep_image else None, prepare_image(seen, model.input_size), gate[0], gate[1], hair)
+             keep_image: bool, fov_crop: Optional[bool] = None) -> _Prepared:
+    """Model input of one upright image; `gate` is its quality verdict (measured once per image). fov_crop: cut
+    to the dermatoscope's round field first (None: as the model was trained, see `fov_crop_default`)."""
+    crop = fov_crop_default(model) if fov_crop is None else bool(fov_crop)
+    seen = crop_to_field_of_view(image) if crop else image
+    cropped = seen is not image
+    seen = quality.remove_hair(seen) if hair else seen
+    return _Prepared(name, image if keep_image else None, prepare_image(seen, model.input_size), gate[0], gate[1], hair,
+                     cropped)
+
+
+def fov_crop_default(model) -> bool:
+    """Whether the model was trained on images cut to the field of view (its card records it); the committed
+    models were not, and the crop did not help them on HAM10000 validation (docs/model_quality.md)."""
+    return bool((model.card.get("preprocessing") or {}).get("field_of_view_crop"))
 
 
 def _gated(model, item: _Prepared, ood: OodVerdict, details: Optional[PatientDetails], metrics: dict, tta: bool,
@@ -306,7 +369,8 @@ def _gated(model, item: _Prepared, ood: OodVerdict, details: Optional[PatientDet
     card = model.card
     return Diagnosis(item.name, card.get("id", model.folder.name), card.get("sha256", ""), model.classes, ood,
                      item.quality, item.quality_status, card=card, metrics=metrics, details=details, tta=tta,
-                     hair_removed=item.hair_removed, backend=model.backend, image=item.image,
+                     hair_removed=item.hair_removed, fov_cropped=item.fov_cropped, backend=model.backend,
+                     image=item.image,
                      array=item.array if keep_array else None,
                      abstention_threshold=float(card.get("abstention", {}).get("threshold", LOW_CONFIDENCE)))
 
@@ -371,14 +435,16 @@ def _hair(hair: Optional[bool]) -> bool:
 
 def diagnose(model, image: Union[ImageSource, Image.Image], details: Optional[PatientDetails] = None, *,
              name: str = "", metrics: Optional[dict] = None, tta: bool = False, hair: Optional[bool] = None,
-             check_quality: bool = True) -> Diagnosis:
+             check_quality: bool = True, fov_crop: Optional[bool] = None) -> Diagnosis:
     """One image through the gates and, if it passes, the model. ImageError if the file is not a usable image.
 
     metrics: the model's metrics.json (read from its folder when not given); hair: DullRazor hair removal
-    before the model (None: the committed default, off); check_quality=False skips the quality gate.
+    before the model (None: the committed default, off); check_quality=False skips the quality gate;
+    fov_crop: cut to the dermatoscope's round field of view first (None: as the model was trained).
     """
     picture = load_image(image)
-    item = _prepare(model, name, picture, _hair(hair), quality_verdict(picture, check_quality), keep_image=True)
+    item = _prepare(model, name, picture, _hair(hair), quality_verdict(picture, check_quality), keep_image=True,
+                    fov_crop=fov_crop)
     raw, verdicts = _forward(model, item.array[None], tta)
     return _build(model, item, raw[0], verdicts[0], details, metrics if metrics is not None else model_metrics(model),
                   tta, keep_array=True)
@@ -386,7 +452,7 @@ def diagnose(model, image: Union[ImageSource, Image.Image], details: Optional[Pa
 
 def diagnose_models(models: Sequence, image: Union[ImageSource, Image.Image], details: Optional[PatientDetails] = None,
                     *, name: str = "", metrics: Optional[Mapping[str, dict]] = None, tta: bool = False,
-                    hair: Optional[bool] = None) -> list[Diagnosis]:
+                    hair: Optional[bool] = None, fov_crop: Optional[bool] = None) -> list[Diagnosis]:
     """The same image through several models (Compare), in order. The gates judge the image, not a model:
     the quality gate runs once, and when any model's detector refuses the image every model's result is
     refused, naming that model (refused_elsewhere). Nothing is classified unless every gate passes."""
@@ -394,7 +460,7 @@ def diagnose_models(models: Sequence, image: Union[ImageSource, Image.Image], de
     gate, hair = quality_verdict(picture), _hair(hair)
     gated, raws = [], []
     for model in models:
-        item = _prepare(model, name, picture, hair, gate, keep_image=True)
+        item = _prepare(model, name, picture, hair, gate, keep_image=True, fov_crop=fov_crop)
         raw, verdicts = _forward(model, item.array[None], False)
         chosen = (metrics or {}).get(model.card.get("id", ""))
         gated.append(_gated(model, item, verdicts[0], details, chosen if chosen is not None else model_metrics(model),
@@ -415,7 +481,8 @@ BatchItem = Union[tuple[str, Optional[ImageSource]], tuple[str, Optional[ImageSo
 def diagnose_batch(model, items: Iterable[BatchItem],
                    details: Union[None, PatientDetails, Sequence[Optional[PatientDetails]]] = None, *,
                    metrics: Optional[dict] = None, tta: bool = False, hair: Optional[bool] = None,
-                   chunk: int = BATCH_CHUNK, keep_images: bool = False) -> list[Union[Diagnosis, ItemError]]:
+                   chunk: int = BATCH_CHUNK, keep_images: bool = False, fov_crop: Optional[bool] = None
+                   ) -> list[Union[Diagnosis, ItemError]]:
     """One Diagnosis or ItemError per item, in order. items: (name, source) or (name, source or None, problem),
     as model_zoo.uploads.iter_zip yields them. Images are decoded `chunk` at a time and classified in one
     forward pass per chunk, so memory stays bounded for a zip of hundreds of large photos."""
@@ -430,7 +497,7 @@ def diagnose_batch(model, items: Iterable[BatchItem],
             if source is None:
                 raise ImageError(problem or "No image data.")
             picture = load_image(source)
-            prepared = _prepare(model, name, picture, hair, quality_verdict(picture), keep_images)
+            prepared = _prepare(model, name, picture, hair, quality_verdict(picture), keep_images, fov_crop)
         except ImageError as exc:
             results[index] = ItemError(name, str(exc), model.card.get("id", ""), model.card.get("sha256", ""))
             continue
@@ -485,8 +552,9 @@ def batch_row(result: Union[Diagnosis, ItemError], classes: Sequence[str] = ()) 
     """One row of the batch table / CSV: the verdicts, the answer, every class probability, the model."""
     row = {"file": result.name, "status": "error", "prediction": "", "probability": None, "second": "",
            "second_probability": None, "malignant_or_premalignant": None, "uncertain_refer": None,
-           "melanoma_probability": None, "melanoma_alert": None, "not_dermoscopy": None, "ood_score": None,
-           "quality_ok": None, "quality_flags": "", "prediction_set": "", "patient_details": "", "reason": ""}
+           "melanoma_probability": None, "melanoma_alert": None, "not_dermoscopy": None, "unlike_training": None,
+           "refer": None, "warning": "", "ood_score": None, "quality_ok": None, "quality_flags": "", "prediction_set": "",
+           "patient_details": "", "reason": ""}
     row.update({f"p_{c}": None for c in classes})
     if isinstance(result, ItemError):
         row.update(reason=result.message)
@@ -494,6 +562,8 @@ def batch_row(result: Union[Diagnosis, ItemError], classes: Sequence[str] = ()) 
     d = result
     row.update(status="refused" if d.refused else "classified", reason=d.refusal,
                not_dermoscopy=_not_dermoscopy_flag(d), ood_score=_round(d.not_dermoscopy.score),
+               unlike_training=d.unlike_training if d.not_dermoscopy.checked and not d.refused else None,
+               refer=d.refer, warning=d.ood_warning,
                quality_ok=None if d.quality is None else d.quality.usable,
                quality_flags=" ".join(d.quality.flags) if d.quality is not None else "")
     if d.probabilities is not None:

@@ -593,11 +593,12 @@ CLI_FLAGS = [  # (config key, CLI flag); booleans become bare flags
     ("limit_per_class", "--limit-per-class"), ("seed", "--seed"), ("bootstrap", "--bootstrap"),
     ("include_label_conflicts", "--include-label-conflicts"), ("mixed_precision", "--mixed-precision"),
     ("loss", "--loss"), ("focal_gamma", "--focal-gamma"), ("mix", "--mix"), ("hair", "--hair"),
-    ("color_constancy", "--color-constancy"),
+    ("device_shift", "--device-shift"), ("fov_crop", "--fov-crop"), ("color_constancy", "--color-constancy"),
     ("extra_train", "--extra-train"), ("extra_per_class", "--extra-per-class"), ("max_minutes", "--max-minutes"),
     ("exclude_lesions_of", "--exclude-lesions-of"), ("init_from", "--init-from"),
 ]
-QUIET_VALUES = {"loss": "crossentropy", "mix": "none", "hair": 0.0}   # the defaults of options most runs never touch
+QUIET_VALUES = {"loss": "crossentropy", "mix": "none", "hair": 0.0,   # the defaults of options most runs never touch
+                "device_shift": 0.0}
 
 
 def _flag_value(config: dict, key: str):

@@ -5,6 +5,7 @@ import streamlit as st
 
 import app_cache
 import app_clinical
+import app_external
 import app_ui
 import model_zoo
 from model_zoo import clinical_views, reports
@@ -431,8 +432,10 @@ def clinical_tab_ui(view, card: dict, clinical: dict | None, split: str, *args) 
 
 clinical = clinical_views.clinical_figures(all_metrics)
 classes = card.get("classes")
+external = app_external.xv.applies(card)          # PH² is labelled in HAM10000's codes
 tabs = st.tabs(["Metrics", "Per class", "Confusion matrix", "ROC curves", "PR curves", "Benign vs malignant",
-                "Prediction sets", "Calibration", "Subgroups", "Training curves", "Mistakes", "Compare"])
+                "Prediction sets", "Calibration", "Subgroups", "Training curves", "Mistakes", "Compare"]
+               + (["Another clinic (PH²)"] if external else []))
 with tabs[0]:
     if split_metrics:
         metrics_ui(split_metrics, split_name)
@@ -472,3 +475,6 @@ with tabs[10]:
     gallery_ui(card, predictions, split, split_name)
 with tabs[11]:
     compare_ui(card, split, split_name)
+if external:
+    with tabs[12]:
+        app_external.ph2_ui(card, all_metrics)

@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 import app_cache
+import app_external
 import app_ui
 import model_zoo
 from model_zoo import clinical_views, reports
@@ -121,7 +122,9 @@ def metrics_ui(card: dict) -> None:
                     f"**{reports.with_ci(fusion['test']['balanced_accuracy'], fused_ci)}**, validation "
                     f"{reports.pct(fusion['validation']['balanced_accuracy'])}. Fewer details, smaller gains: "
                     "see docs/results.md.")
-    st.caption("Full figures, confusion matrix, ROC curves and mistakes: see the Evaluation page.")
+    app_external.card_ui(card, metrics)
+    st.caption("Full figures, confusion matrix, ROC curves and mistakes, and the other clinic's images: see the "
+               "Evaluation page.")
 
 
 def clinical_ui(card: dict) -> None:

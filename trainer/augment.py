@@ -15,6 +15,12 @@ Hair occlusion (`--hair P`, `HairOcclusion`) draws dark hair-like strands over a
 images, after the other transforms: hair is the commonest occluder in dermoscopy, and models that
 learn to look through it are less thrown by it at test time (the hair augmentation of ISIC 2020 entries,
 drawn here instead of pasted from other images, which would copy data between splits).
+
+Dermatoscope shift (`--device-shift P`, `DeviceShift`) makes a share P of the images look as if taken with
+another dermatoscope: a round field of view with dark corners, vignetting, air bubbles and specular highlights,
+blur, a change of scale and a colour cast, each with probability 1/2, after the other transforms. Another
+clinic's images (PH²) differ from HAM10000's in exactly these ways; the strength of each is set from the
+physics of the devices, not measured on PH² (see docs/model_quality.md).
 """
 from __future__ import annotations
 
@@ -170,9 +176,163 @@ def _strand(rng, size: tuple[int, int]) -> list[tuple[float, float]]:
     return [tuple(point) for point in curve]
 
 
-def make_augmenter(strength: str = "default", seed: int = 42, hair: float = 0.0):
-    """An augmenter for `strength` (see the module docstring), followed by hair occlusion on a share
-    `hair` of the images; None for "none" without hair."""
+DEVICE_EFFECTS = ("fov", "vignette", "bubbles", "blur", "scale", "colour")
+
+
+class DeviceShift:
+    """Another dermatoscope's look on a share `probability` of the images in a float32 batch (n, h, w, 3), 0..255.
+
+    Each shifted image gets each of `effects` (DEVICE_EFFECTS) with probability `effect_probability`:
+
+    - fov: a round field of view, radius 0.68-0.95 of the image diagonal's half (from a circle inside the square
+      to one that only darkens the corners), centre jittered by up to 5%,
+      a soft rim 2-6% wide, and near-black to dark-grey corners (5-60), like a contact dermatoscope's;
+    - vignette: brightness falling by up to 45% towards the corners (quadratic in the distance);
+    - bubbles: air bubbles and specular highlights of immersion fluid, bright rings and spots drawn once with
+      Pillow into a bank of masks (like HairOcclusion), blended towards white;
+    - blur: a 5x5 box blur mixed in at 0-100% (focus and compression of another camera);
+    - scale: zoom by 0.75-1.3 about the centre (another magnification), the border reflected;
+    - colour: per-channel gains 0.85-1.15 and a gamma 0.8-1.25 (another sensor and white balance).
+
+    TensorFlow ops, like "fast"; clipped to 0..255 and the same shape as the input.
+    """
+
+    def __init__(self, probability: float, seed: int = 42, effects: tuple[str, ...] = DEVICE_EFFECTS,
+                 effect_probability: float = 0.5, bank_size: int = 48):
+        import tensorflow as tf
+
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"device-shift probability must be within 0..1, not {probability}")
+        unknown = set(effects) - set(DEVICE_EFFECTS)
+        if unknown:
+            raise ValueError(f"unknown device effects {sorted(unknown)}; choose from {', '.join(DEVICE_EFFECTS)}")
+        self.probability, self.seed, self.effects = probability, seed, tuple(effects)
+        self.effect_probability, self.bank_size = effect_probability, bank_size
+        self.generator = tf.random.Generator.from_seed(seed + 2)
+        self._bank = None
+
+    def bubble_masks(self):
+        """(bank_size, 256, 256, 1) float32 in 0..1: bright rings (bubble rims) and small spots (highlights)."""
+        import numpy as np
+        from PIL import Image, ImageDraw, ImageFilter
+
+        if self._bank is None:
+            rng = np.random.default_rng(self.seed)
+            bank = []
+            for _ in range(self.bank_size):
+                canvas = Image.new("L", (512, 512), 0)
+                draw = ImageDraw.Draw(canvas)
+                for _ in range(rng.integers(1, 6)):                      # bubbles: rims of 6-60 px circles
+                    x, y, r = rng.uniform(0, 512), rng.uniform(0, 512), rng.uniform(12, 120)
+                    draw.ellipse((x - r, y - r, x + r, y + r), outline=int(rng.uniform(150, 255)),
+                                 width=max(2, int(r * rng.uniform(0.06, 0.15))))
+                for _ in range(rng.integers(0, 12)):                     # specular highlights: small bright spots
+                    x, y, r = rng.uniform(0, 512), rng.uniform(0, 512), rng.uniform(2, 10)
+                    draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
+                canvas = canvas.filter(ImageFilter.GaussianBlur(1.5)).resize((256, 256), Image.BILINEAR)
+                bank.append(np.asarray(canvas, np.float32) / 255.0)
+            self._bank = np.stack(bank)[..., None]
+        return self._bank
+
+    def _chosen(self, n, gate):
+        """Per-image 0/1 (n, 1, 1, 1): shifted at all (`gate`) and this effect drawn."""
+        import tensorflow as tf
+
+        drawn = tf.cast(self.generator.uniform([n]) < self.effect_probability, tf.float32)
+        return (drawn * gate)[:, None, None, None]
+
+    def _radius(self, images):
+        """Distance of every pixel from a per-image jittered centre, in half-diagonals: (n, h, w, 1)."""
+        import tensorflow as tf
+
+        n, h, w = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+        hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+        cy = hf / 2 * (1 + self.generator.uniform([n, 1, 1], -0.05, 0.05))
+        cx = wf / 2 * (1 + self.generator.uniform([n, 1, 1], -0.05, 0.05))
+        ys = tf.range(hf)[None, :, None]
+        xs = tf.range(wf)[None, None, :]
+        half_diagonal = tf.sqrt(hf * hf + wf * wf) / 2
+        return (tf.sqrt((ys - cy) ** 2 + (xs - cx) ** 2) / half_diagonal)[..., None]
+
+    def _fov(self, images, use):
+        import tensorflow as tf
+
+        n = tf.shape(images)[0]
+        radius = self._radius(images)
+        edge = self.generator.uniform([n, 1, 1, 1], 0.68, 0.95)
+        soft = self.generator.uniform([n, 1, 1, 1], 0.02, 0.06)
+        outside = tf.clip_by_value((radius - edge) / soft + 0.5, 0.0, 1.0) * use
+        dark = self.generator.uniform([n, 1, 1, 1], 5.0, 60.0)
+        return images * (1.0 - outside) + dark * outside
+
+    def _vignette(self, images, use):
+        import tensorflow as tf
+
+        strength = self.generator.uniform([tf.shape(images)[0], 1, 1, 1], 0.1, 0.45) * use
+        return images * (1.0 - strength * tf.minimum(self._radius(images), 1.0) ** 2)
+
+    def _bubbles(self, images, use):
+        import tensorflow as tf
+
+        n = tf.shape(images)[0]
+        chosen = tf.gather(tf.constant(self.bubble_masks()), self.generator.uniform([n], 0, self.bank_size, tf.int32))
+        cover = tf.image.resize(chosen, tf.shape(images)[1:3]) * use * self.generator.uniform([n, 1, 1, 1], 0.25, 0.7)
+        return images * (1.0 - cover) + 250.0 * cover
+
+    def _blur(self, images, use):
+        import tensorflow as tf
+
+        blurred = tf.nn.avg_pool2d(images, 5, 1, "SAME")
+        mix = self.generator.uniform([tf.shape(images)[0], 1, 1, 1], 0.0, 1.0) * use
+        return images * (1.0 - mix) + blurred * mix
+
+    def _scale(self, images, use):
+        import tensorflow as tf
+
+        n = tf.shape(images)[0]
+        height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
+        zoom = 1.0 + (self.generator.uniform([n], 0.75, 1.3) - 1.0) * use[:, 0, 0, 0]   # 1 = unchanged
+        inverse = 1.0 / zoom
+        cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+        zeros = tf.zeros_like(zoom)
+        transforms = tf.stack([inverse, zeros, cx - inverse * cx, zeros, inverse, cy - inverse * cy, zeros, zeros],
+                              axis=1)
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
+            interpolation="BILINEAR", fill_mode="REFLECT")
+
+    def _colour(self, images, use):
+        import tensorflow as tf
+
+        n = tf.shape(images)[0]
+        gains = 1.0 + (self.generator.uniform([n, 1, 1, 3], 0.85, 1.15) - 1.0) * use
+        gamma = 1.0 + (self.generator.uniform([n, 1, 1, 1], 0.8, 1.25) - 1.0) * use
+        return 255.0 * tf.pow(tf.clip_by_value(images * gains / 255.0, 0.0, 1.0), gamma)
+
+    def __call__(self, images, training: bool = True):
+        import tensorflow as tf
+
+        if not training or self.probability == 0.0:
+            return images
+        n = tf.shape(images)[0]
+        gate = tf.cast(self.generator.uniform([n]) < self.probability, tf.float32)
+        for name in ("scale", "colour", "blur", "vignette", "bubbles", "fov"):       # optics first, the rim last
+            if name in self.effects:
+                images = getattr(self, f"_{name}")(images, self._chosen(n, gate))
+        return tf.clip_by_value(images, 0.0, 255.0)
+
+
+def make_augmenter(strength: str = "default", seed: int = 42, hair: float = 0.0, device_shift: float = 0.0):
+    """An augmenter for `strength` (see the module docstring), followed by hair occlusion on a share `hair` of the
+    images and another dermatoscope's look on a share `device_shift`; None for "none" without either."""
+    if device_shift:
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError("--device-shift is built from TensorFlow ops; the "
+                             f"{keras.backend.backend()} backend has no device shift")
+        base, shift = make_augmenter(strength, seed, hair), DeviceShift(device_shift, seed)
+        if base is None:
+            return shift
+        return lambda images, training=True: shift(base(images, training=training), training=training)
     if hair:
         if keras.backend.backend() != "tensorflow":
             raise ValueError(f"--hair is built from TensorFlow ops; the {keras.backend.backend()} backend has no hair")

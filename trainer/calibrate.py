@@ -9,6 +9,8 @@ import numpy as np
 from model_zoo import store
 from model_zoo.calibration import calibrate, card_summary  # noqa: F401  (train and metadata import it from here)
 
+from .data import refuse_test_only
+
 MELANOMA = ("melanoma", "mel")
 
 
@@ -36,6 +38,7 @@ def calibrate_model(model_id: str, zoo_root: Optional[Path] = None, n_bootstrap:
 
     folder = model_zoo.zoo.model_folder(model_id, zoo_root)
     card = store.read_json(folder / store.CARD_FILE)
+    refuse_test_only(card.get("dataset"), "calibration or threshold fitting")
     classes = card["classes"]
     rows = model_zoo.read_predictions(model_id, zoo_root)
     result = calibration_from_arrays(classes, _split_arrays(rows, "val", classes), _split_arrays(rows, "test", classes),

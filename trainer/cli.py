@@ -59,6 +59,11 @@ def _train_parser(sub) -> None:
                    help="mix pairs of training images and their labels per batch (MixUp or CutMix)")
     p.add_argument("--hair", type=_share, default=0.0, metavar="P",
                    help="draw dark hair-like strands over a share P (0..1) of the training images")
+    p.add_argument("--device-shift", type=_share, default=0.0, metavar="P",
+                   help="give a share P (0..1) of the training images another dermatoscope's look: round field "
+                        "with dark corners, vignetting, bubbles, blur, scale, colour cast (augment.DeviceShift)")
+    p.add_argument("--fov-crop", action="store_true",
+                   help="cut images to the dermatoscope's round field of view (the app then does the same)")
     p.add_argument("--color-constancy", action="store_true",
                    help="shades-of-grey colour constancy inside the model (mobilenet_v2, efficientnet_lite0, ...)")
     p.add_argument("--early-stopping-patience", type=int, default=6)
@@ -118,8 +123,11 @@ def _prepare_parser(sub) -> None:
 
 def _dataset(text: str) -> str:
     """A built-in dataset or a name a prepared one can have; whether it exists is checked with the data folder."""
-    from model_zoo.datadir import NAME_PATTERN
+    from model_zoo.datadir import NAME_PATTERN, test_only_problem
 
+    problem = test_only_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     if text in DATASETS or NAME_PATTERN.match(text):
         return text
     raise argparse.ArgumentTypeError(f"{text!r} is neither {' nor '.join(DATASETS)} nor a prepared dataset's name")
@@ -200,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoo-dir")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--coverage", type=float, default=0.90, help="conformal target coverage (default 0.90)")
+
+    from .external import add_parser as add_external
+
+    add_external(sub)
 
     p = sub.add_parser("subgroups", help="test metrics by subgroup: sex, age band, body site (HAM10000); image source (9-class)",
                        description="Per-subgroup test metrics with counts and CIs, stored in metrics.json.")
@@ -398,6 +410,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "clinical":
         return _clinical(args)
+    if args.command == "external":
+        from .external import run_cli
+
+        return run_cli(args)
     if args.command == "subgroups":
         from .subgroups import subgroups_for_model
 
@@ -415,7 +431,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .ood import fit_ood_for_model
 
         result = fit_ood_for_model(args.model_id, args.data_dir, Path(args.zoo_dir) if args.zoo_dir else None)
-        print(json.dumps({k: v for k, v in result.items() if k != "accepted_ood"}, indent=2))
+        print(json.dumps({k: v for k, v in result.items() if k not in ("accepted_ood", "ood_kinds")}, indent=2))
         print("non-dermoscopy images accepted:", ", ".join(result["accepted_ood"]) or "none")
         return 0
     if args.command == "ensemble":

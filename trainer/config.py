@@ -40,6 +40,8 @@ class TrainConfig:
     balance: str = "class_weight"                 # none, class_weight, sampling
     mix: str = "none"                             # none, mixup, cutmix (batch mixing with soft labels)
     hair: float = 0.0                             # share of training images given drawn hair (augment.HairOcclusion)
+    device_shift: float = 0.0                     # share given another dermatoscope's look (augment.DeviceShift)
+    fov_crop: bool = False                        # cut images to the dermatoscope's round field (app does the same)
     color_constancy: bool = False                 # shades-of-grey layer in front of the normalisation
     early_stopping_patience: int = 6
     include_label_conflicts: bool = False

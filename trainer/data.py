@@ -50,6 +50,18 @@ class DataError(RuntimeError):
     """A missing or unusable data directory; the message tells the user what to do."""
 
 
+class ExternalOnlyError(DataError):
+    """An external test set (PH²) asked for something other than being scored once."""
+
+
+def refuse_test_only(dataset: Optional[str], purpose: str = "training") -> None:
+    """Raise ExternalOnlyError when `dataset` is an external test set: it is never trained on, tuned, calibrated on,
+    used for thresholds or to choose models, so that its figures stay an honest external test."""
+    problem = datadir.test_only_problem(dataset, purpose)
+    if problem:
+        raise ExternalOnlyError(problem)
+
+
 def resolve_data_dir(path: Optional[str | Path] = None) -> Path:
     """The data directory: argument, then $DERMLAB_DATA_DIR, then ../shared/data beside the repo.
 
@@ -75,6 +87,7 @@ def split_file(dataset: str, data_dir: Optional[str | Path] = None) -> Path:
     of a prepared dataset in the data directory (argument, then $DERMLAB_DATA_DIR, then ../shared/data)."""
     if dataset in DATASETS:
         return SPLITS_DIR / f"{dataset}.csv"
+    refuse_test_only(dataset, "a training, validation or test split")
     folder, _ = datadir.candidate(data_dir)
     if dataset in datadir.RESERVED or not datadir.is_prepared(folder, dataset):
         raise DataError(f"Unknown dataset {dataset!r}: not one of {', '.join(DATASETS)} and no prepared dataset of "
@@ -238,11 +251,17 @@ class ImageSet:
         return len(self.labels)
 
 
+def fov_crop_of(card: dict) -> bool:
+    """Whether a model was trained on images cut to the dermatoscope's field of view (its card records it)."""
+    return bool((card.get("preprocessing") or {}).get("field_of_view_crop"))
+
+
 def load_images(dataset: str, rows: pd.DataFrame, size: Sequence[int], data_dir: Path,
-                classes: Optional[list[str]] = None) -> ImageSet:
+                classes: Optional[list[str]] = None, fov_crop: bool = False) -> ImageSet:
     """Decode each image once with the shared preprocessing (the app's exact path), in threads.
 
-    Unreadable files are skipped and reported in `ImageSet.skipped`, never fatal.
+    Unreadable files are skipped and reported in `ImageSet.skipped`, never fatal. fov_crop: cut each image to
+    its dermatoscope's round field of view first (model_zoo.preprocessing.crop_to_field_of_view).
     """
     classes = classes or class_names(dataset, data_dir)
     index = {name: i for i, name in enumerate(classes)}
@@ -250,7 +269,7 @@ def load_images(dataset: str, rows: pd.DataFrame, size: Sequence[int], data_dir:
 
     def decode(path: str):
         try:
-            return prepare_image(load_image(root / path), size).astype(np.uint8), None
+            return prepare_image(load_image(root / path), size, fov_crop).astype(np.uint8), None
         except (ImageError, OSError) as exc:
             return None, str(exc)
 

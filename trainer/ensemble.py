@@ -152,7 +152,11 @@ def validation_logs(candidate_ids: Sequence[str], zoo_root: Optional[Path] = Non
 
     from .calibrate import melanoma_label
 
+    from .data import refuse_test_only
+
     cards = [model_zoo.get_card(member_id, zoo_root) for member_id in candidate_ids]
+    for card in cards:
+        refuse_test_only(card.get("dataset"), "choosing or ranking models")
     classes = list(cards[0]["classes"])
     if any(list(c["classes"]) != classes or c["dataset"] != cards[0]["dataset"] for c in cards):
         raise EnsembleError("Candidates must share one dataset and its classes.")

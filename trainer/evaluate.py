@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from .data import ImageSet, load_images, resolve_data_dir, select
+from .data import ImageSet, fov_crop_of, load_images, resolve_data_dir, select
 from .metrics import compute_metrics
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def evaluate_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Opti
     sets, rows = {}, {}
     for split, key in (("val", "validation"), ("test", "test")):
         rows[key] = card_selection(card, split, directory)
-        sets[key] = load_images(card["dataset"], rows[key], loaded.input_size, directory, classes)
+        sets[key] = load_images(card["dataset"], rows[key], loaded.input_size, directory, classes, fov_crop_of(card))
     metrics, probabilities = {}, {}
     for key, image_set in sets.items():
         probabilities[key] = loaded.predict_arrays(image_set.images.astype(np.float32), calibrated=False)

@@ -17,7 +17,7 @@ from model_zoo import store
 from model_zoo.examples import (HAM10000, ISIC_ARCHIVE, LICENSE_FILE, MANIFEST_COLUMNS, MANIFEST_FILE, Case, by_class,
                                 manifest_row, test_cases)
 
-from .data import DATASETS, REPO_ROOT, SEED, SPLITS_DIR, resolve_data_dir
+from .data import DATASETS, REPO_ROOT, SEED, SPLITS_DIR, refuse_test_only, resolve_data_dir
 
 DEFAULT_OUT = REPO_ROOT / "assets" / "examples"
 DEFAULT_PER_CLASS = 4
@@ -40,6 +40,8 @@ def draw(cases: Sequence[Case], per_class: int, seed: int) -> list[Case]:
 def draw_examples(data_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: int = SEED,
                   datasets: Sequence[str] = DATASETS) -> list[Case]:
     """The drawn test-split cases of every dataset, their files checked."""
+    for dataset in datasets:
+        refuse_test_only(dataset, "drawing example cases")
     picks = [case for dataset in datasets for case in draw(test_cases(dataset, data_dir, SPLITS_DIR), per_class, seed)]
     missing = [str(case.path) for case in picks if not case.path.is_file()]
     if missing:

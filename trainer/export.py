@@ -66,6 +66,7 @@ def build_card(config: TrainConfig, classes: list[str], input_size: int, pretrai
             "input": "float32 RGB pixels 0..255",
             "inside_model": (("shades-of-grey colour constancy (p=6), then " if config.color_constancy else "")
                              + spec.preprocessing),
+            **({"field_of_view_crop": True} if config.fov_crop else {}),
         },
         "cam_layer": spec.cam_layer,
         "pretrained": pretrained,

@@ -242,7 +242,8 @@ def fit_phase(model, config, phase: str, epochs: int, learning_rate: float, sets
         log.info("Phase %s: resumed from the epoch-%d checkpoint (%s)", phase, done, manager.directory)
     writer = (tf.summary.create_file_writer(str(run_dir / "tensorboard" / phase))
               if is_chief and config.extra.get("tensorboard", True) else None)
-    augment, mixer = make_augmenter(config.augment, config.seed, config.hair), make_mixer(config.mix, config.seed)
+    augment = make_augmenter(config.augment, config.seed, config.hair, config.device_shift)
+    mixer = make_mixer(config.mix, config.seed)
     log.info("Phase %s (custom loop, %d replicas): %d epochs at lr %g, %d trainable layers, %d steps/epoch",
              phase, strategy.num_replicas_in_sync, epochs, learning_rate, trainable, steps)
 

@@ -29,7 +29,7 @@ import pandas as pd
 from model_zoo import quality
 from model_zoo.preprocessing import load_image, prepare_image
 
-from .data import read_split, resolve_data_dir
+from .data import read_split, refuse_test_only, resolve_data_dir
 
 DATASETS = ("ham10000", "isic_9class")
 EXTERNAL = "ph2"
@@ -86,6 +86,8 @@ def flag_table(frame: pd.DataFrame, limits: quality.Thresholds) -> dict:
 
 def choose(validation: dict[str, pd.DataFrame]) -> tuple[quality.Thresholds, dict]:
     """The largest tail share whose thresholds keep every validation set within VALIDATION_BUDGET."""
+    for dataset in validation:
+        refuse_test_only(dataset, "choosing the image-quality thresholds")
     pooled = pd.concat(validation.values())
     min_side = int(min(MIN_SIDE, pooled[["width", "height"]].min(axis=1).min()))
     for tail in TAIL_GRID:

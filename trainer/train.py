@@ -257,13 +257,14 @@ def load_splits(config: TrainConfig, size: int, splits: tuple[str, ...] = SPLITS
                              data_dir)
         if split == "train" and config.exclude_lesions_of:
             rows[split] = _without_lesions_of(rows[split], config.exclude_lesions_of)
-        sets[split] = load_images(config.dataset, rows[split], (size, size), data_dir, classes)
+        sets[split] = load_images(config.dataset, rows[split], (size, size), data_dir, classes, config.fov_crop)
     if config.extra_train:
         extra = rows["train_extra"] = extra_training_rows(config.dataset, config.extra_train, config.extra_per_class,
                                                           config.seed)
         if config.exclude_lesions_of:
             extra = rows["train_extra"] = _without_lesions_of(extra, config.exclude_lesions_of)
-        sets["train"] = concat_sets(sets["train"], load_images(config.extra_train, extra, (size, size), data_dir, classes))
+        sets["train"] = concat_sets(sets["train"], load_images(config.extra_train, extra, (size, size), data_dir, classes,
+                                                               config.fov_crop))
         log.info("%s train: + %d %s images (%s)", config.dataset, len(extra), config.extra_train,
                  ", ".join(f"{k} {v}" for k, v in extra["label"].value_counts().sort_index().items()))
     for split in sets:
@@ -307,7 +308,7 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
         mark_phase_done(run_dir, phase, skipped="time budget")
         return 0.0
     start = time.perf_counter()
-    augment = make_augmenter(config.augment, config.seed, config.hair)
+    augment = make_augmenter(config.augment, config.seed, config.hair, config.device_shift)
     train = make_dataset(sets["train"], global_batch, True, augment, config.balance, config.seed,
                          make_mixer(config.mix, config.seed))
     val = make_dataset(sets["val"], global_batch, False)
@@ -332,6 +333,10 @@ def fit_phase(model, config: TrainConfig, phase: str, epochs: int, learning_rate
 def run(config: TrainConfig) -> Optional[Path]:
     """Train `config.architecture` on `config.dataset`, evaluate, publish to the zoo; returns its folder
     (None on non-chief workers)."""
+    from .data import refuse_test_only
+
+    for dataset in (config.dataset, config.extra_train, config.exclude_lesions_of):
+        refuse_test_only(dataset, "training")         # before any work: PH² is an external test set only
     import keras
 
     from .distribute import get_strategy

@@ -12,7 +12,7 @@ import numpy as np
 from model_zoo import store
 from model_zoo.calibration import apply_temperature, expected_calibration_error, negative_log_likelihood
 
-from .data import load_images, resolve_data_dir
+from .data import fov_crop_of, load_images, resolve_data_dir
 from .evaluate import card_selection
 from .metrics import compute_metrics
 
@@ -26,7 +26,7 @@ def measure_tta(model_id: str, data_dir: Optional[str] = None, zoo_root: Optiona
     model = model_zoo.load(model_id, zoo_root)
     directory = resolve_data_dir(data_dir)
     sets = {split: load_images(model.card["dataset"], card_selection(model.card, split, directory), model.input_size,
-                               directory, model.classes) for split in ("val", "test")}
+                               directory, model.classes, fov_crop_of(model.card)) for split in ("val", "test")}
     validation = {}
     for name, tta in (("plain", False), ("tta", True)):
         raw = model.predict_arrays(sets["val"].images.astype(np.float32), calibrated=False, tta=tta)

@@ -102,6 +102,9 @@ def tune(architecture: str, dataset: str, data_dir=None, max_trials: int = 10, e
     """
     import keras_tuner
 
+    from .data import refuse_test_only
+
+    refuse_test_only(dataset, "tuning")
     hypermodel = make_hypermodel(architecture, dataset, resolve_data_dir(data_dir), sizes, limit_per_class, seed,
                                  color_constancy, label_smoothing, head_epochs)
     tuner = keras_tuner.BayesianOptimization(

@@ -65,7 +65,8 @@ def test_verdicts_follow_the_card(model, singles):
     card = model.card
     for d in (s for s in singles if not s.refused):
         assert d.model_id == DEFAULT and d.model_sha256 == card["sha256"]
-        assert d.not_dermoscopy.checked and d.not_dermoscopy.score <= d.not_dermoscopy.threshold
+        assert d.not_dermoscopy.checked and d.not_dermoscopy.kind != "not_dermoscopy"
+        assert d.unlike_training == (d.not_dermoscopy.score > d.not_dermoscopy.threshold)
         assert d.quality is not None and d.quality.usable
         assert d.abstention_threshold == card["abstention"]["threshold"]
         assert d.abstains == (d.top_probability < card["abstention"]["threshold"])
@@ -172,6 +173,7 @@ def test_compare_refuses_for_every_model_when_one_detector_refuses(model, ham_im
             self._inner = inner
             self.ood_detector = copy.copy(inner.ood_detector)
             self.ood_detector.threshold = -1.0
+            self.ood_detector.refuse_threshold = -1.0     # the refusal score too (see model_zoo.ood)
 
         def __getattr__(self, name):
             return getattr(self._inner, name)

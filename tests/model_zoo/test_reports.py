@@ -317,6 +317,7 @@ def test_train_command_repeats_every_setting_that_shapes_the_model():
         head_epochs=2, epochs=12, learning_rate=0.002, fine_tune_learning_rate=3e-4, fine_tune_fraction=0.7,
         lr_schedule="plateau", warmup_epochs=0.5, weight_decay=1e-5, label_smoothing=0.1, loss="focal",
         focal_gamma=1.5, dropout=0.3, dense_units=128, augment="fast_strong", balance="sampling", mix="mixup", hair=0.4,
+        device_shift=0.3, fov_crop=True,
         color_constancy=True, early_stopping_patience=3, include_label_conflicts=True, extra_train="isic_9class",
         extra_per_class=50, exclude_lesions_of="isic_9class",
         init_from="lite0_ham_safe", limit_per_class=20, mixed_precision=True, max_minutes=85.0, seed=7, bootstrap=200,
