@@ -267,12 +267,13 @@ def test_pages_with_an_empty_zoo(tmp_zoo):
     assert "zoo is empty" in page_text(run_page("model_cards"))
 
 
-def test_train_page(real_card):
+def test_train_page(real_card, monkeypatch):
+    monkeypatch.delenv("DERMLAB_ALLOW_TRAINING", raising=False)        # as on a hosted copy
     at = run_page("train")
     text = page_text(at)
     assert "python -m trainer train" in text
     assert "bash trainer/recipes/zoo.sh" in text
-    assert "command line" in text and "not in the browser" in text
+    assert "command line" in text and "Training is **off** on this copy" in text and "DERMLAB_ALLOW_TRAINING=1" in text
     recipes = at.dataframe[0].value
     assert real_card["display_name"] in list(recipes["Model"])
     assert {"Input (px)", "Epochs (head + main)", "Training time", "Hardware"} <= set(recipes.columns)
