@@ -195,6 +195,7 @@ def runs_ui() -> None:
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def live_runs_ui() -> None:
+    """runs_ui, redrawn every few seconds on its own (the rest of the page is not rerun)."""
     runs_ui()
 
 
@@ -272,7 +273,10 @@ st.caption("Make your own model, and see how the models in the zoo were trained.
 if jobs.training_allowed():
     quick_model_ui()
     start_run_ui()
-    live_runs_ui()
+    if any(job.active for job in jobs.list_jobs()):
+        live_runs_ui()                                 # refreshed every few seconds while a run is active
+    else:
+        runs_ui()
 else:
     hosted_ui()
 recipes_ui()
