@@ -32,7 +32,7 @@ from PIL import Image, ImageOps
 from model_zoo import datadir, splits, store
 from model_zoo.preprocessing import ImageError, load_image
 
-from .sources import FORMATS, PrepareError, SourceImages, listed, read_source
+from .sources import PrepareError, SourceImages, listed, read_source
 
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 90
