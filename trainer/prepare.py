@@ -184,8 +184,9 @@ def check_classes(rows: pd.DataFrame, declared: list[str]) -> None:
 
 
 def unique_ids(rows: pd.DataFrame) -> pd.DataFrame:
-    """Image ids made unique: two class folders may both hold an img001.jpg (different images)."""
+    """Image ids made file-name safe and unique: two class folders may both hold an img001.jpg (different images)."""
     rows = rows.copy()
+    rows["image_id"] = rows["image_id"].map(_safe)
     clash = rows["image_id"].duplicated(keep=False)
     rows.loc[clash, "image_id"] = [f"{_safe(l)}__{i}" for l, i in zip(rows.loc[clash, "label"],
                                                                      rows.loc[clash, "image_id"])]
@@ -238,7 +239,7 @@ def _resized(row, max_side: Optional[int]) -> bool:
 def stored_path(label: str, image_id: str, source_file: str, resized: bool) -> str:
     """images/<label>/<image_id><ext>, relative to the dataset folder (a reduced image is a JPEG)."""
     suffix = ".jpg" if resized else Path(source_file).suffix.lower()
-    return f"images/{_safe(label)}/{_safe(image_id)}{suffix}"
+    return f"images/{_safe(label)}/{image_id}{suffix}"
 
 
 def write_images(rows: pd.DataFrame, folder: Path, max_side: Optional[int]) -> None:
