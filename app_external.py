@@ -27,9 +27,10 @@ def outcome_chart(ext: dict) -> Optional[alt.Chart]:
         x=alt.X("Images:Q", stack="zero", title="Images"),
         y=alt.Y("Diagnosis:N", title=None, sort=["common nevus", "atypical nevus", "melanoma"]),
         color=alt.Color("Outcome:N", scale=alt.Scale(domain=list(OUTCOME_COLOURS), range=list(OUTCOME_COLOURS.values())),
-                        legend=alt.Legend(orient="bottom", direction="vertical", title=None, labelLimit=400)),
+                        legend=alt.Legend(orient="top", direction="vertical", title=None, labelLimit=400)),
+        order=alt.Order("order:Q"),
         tooltip=["Diagnosis", "Outcome", "Images"],
-    ).properties(height=150)
+    ).transform_calculate(order=f"indexof({list(OUTCOME_COLOURS)}, datum.Outcome)").properties(height=alt.Step(34))
 
 
 def ph2_ui(card: dict, metrics: dict) -> None:

@@ -71,3 +71,15 @@ def test_make_augmenter_and_the_training_pipeline(batch):
                          ["a", "b"])
     x, _ = next(iter(make_dataset(image_set, 4, True, combined)))           # traced by tf.data in a graph
     assert tuple(x.shape) == (4, 96, 96, 3) and float(x.numpy().max()) <= 255.0
+
+
+def test_the_train_command_takes_both_options_into_the_config():
+    from trainer.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["train", "-a", "custom_cnn", "-d", "ham10000", "--device-shift", "0.3",
+                                      "--fov-crop"])
+    config = config_from_args(args)
+    assert config.device_shift == 0.3 and config.fov_crop is True
+    assert config.as_dict()["device_shift"] == 0.3, "the card records the configuration"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "-a", "custom_cnn", "-d", "ham10000", "--device-shift", "1.5"])
