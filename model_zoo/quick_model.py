@@ -268,7 +268,8 @@ def fit(data: QuickData, backbone, model_id: str, display_name: Optional[str] = 
                       {"features": feature_seconds, "fit": fit_seconds}, int(kernel.shape[0]), seed)
     card.update(card_summary(metrics["calibration"]))
     card["ood"].update(pca_dims=int(detector.components.shape[0]), threshold=float(detector.threshold),
-                       **({"refuse_threshold": detector.refuse_threshold}
+                       **({"refuse_threshold": detector.refuse_threshold,
+                           "refuse_rule": f"{OOD_REFUSE:.1%} of validation images accepted (relative residual)"}
                           if getattr(detector, "refuse_threshold", None) is not None else {}))
     table = [row for name in (splits.VAL, splits.TEST)
              for row in _prediction_rows(name, parts[name], probabilities[name], classes)]
