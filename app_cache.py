@@ -142,6 +142,7 @@ def case_view(model_id: str, case_key: str, _data: bytes) -> dict:
     result = diagnose(load_model(model_id), _data, name=case_key, metrics=metrics(model_id))
     reading = result.reading
     return {"top": result.top, "ranked": reading.ranked() if reading else [], "abstains": bool(result.abstains),
+            "unlike_training": bool(result.unlike_training), "ood_warning": result.ood_warning,
             "melanoma_alert": bool(result.melanoma_alert), "melanoma_probability": result.melanoma_probability,
             "melanoma_threshold": result.melanoma_threshold, "refusal": result.refusal,
             "prediction_set": list(result.prediction_set or [])}

@@ -73,7 +73,7 @@ def batch_summary(results: Sequence[Result]) -> str:
     """'12 classified (2 uncertain, 1 melanoma alert), 1 refused, 1 could not be read.'"""
     diagnoses = [r for r in results if isinstance(r, Diagnosis)]
     classified = [d for d in diagnoses if not d.refused]
-    uncertain = sum(bool(d.abstains) for d in classified)
+    uncertain = sum(bool(d.refer) for d in classified)
     alerts = sum(bool(d.melanoma_alert) for d in classified)
     refused = len(diagnoses) - len(classified)
     return (f"{len(classified)} classified ({uncertain} uncertain — refer, {alerts} melanoma alert(s)), "
@@ -200,6 +200,8 @@ def verdict(d: Diagnosis) -> str:
         return "refused: not a dermoscopy image"
     if d.abstains:
         return "uncertain: refer to a clinician (abstains)"
+    if d.unlike_training:
+        return "answers, with a warning: unlike its training images (another device or clinic?); refer"
     return "answers"
 
 

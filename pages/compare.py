@@ -83,7 +83,7 @@ def heatmap_grid_ui(cards: list[dict], diagnoses: list[Diagnosis], overlays: lis
     st.markdown("#### Grad-CAM of each model's top class")
     grid = st.columns(COLUMNS)
     for i, (card, d, overlay) in enumerate(zip(cards, diagnoses, overlays)):
-        uncertain = " — uncertain, refer" if d.abstains else ""
+        uncertain = " — uncertain, refer" if d.abstains else " — unlike its training images, refer" if d.unlike_training else ""
         grid[i % COLUMNS].image(overlay, caption=f"{card['display_name']}: {display_name(d.top)} "
                                                  f"({d.top_probability:.0%}){uncertain}", width="stretch")
 

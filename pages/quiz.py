@@ -150,6 +150,9 @@ def reveal_ui(card: dict, case: Case, answer: quiz.Answer, view: dict) -> None:
             st.markdown(f"Most likely **{display_name(view['top'])}** "
                         f"({dict(view['ranked'])[view['top']]:.0%}) — it was "
                         f"**{'right' if view['top'] == answer.truth else 'wrong'}**.")
+            if view.get("unlike_training"):
+                st.warning(f"{view['ood_warning']} (The model still answers and its melanoma alert still applies, "
+                           "but it advises a clinician's look.)")
             if view["abstains"]:
                 st.warning("It would have **abstained**: its confidence is below its threshold, so it would say "
                            "'uncertain, refer to a clinician'.")

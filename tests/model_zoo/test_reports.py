@@ -386,3 +386,17 @@ def test_the_9class_source_shortcut_in_the_limitations_matches_the_data_and_the_
     assert re.search(rf"gets {right} of them right and calls {mel_or_nevus} melanoma or nevus", text)
     ham_test = [test[i] for i in manifest.loc[(manifest["split"] == "test") & manifest["ham"], "isic_id"]]
     assert f"{sum(r['true'] == r['predicted'] for r in ham_test)} of the {len(ham_test)} test HAM10000" in text
+
+
+def test_committed_models_store_per_class_roc_curves_the_evaluation_page_draws():
+    """The app draws the trainer's stored curves (no scikit-learn in the server); their AUCs agree with a
+    fresh computation from predictions.csv within the calibration's small reordering."""
+    for card in [c for c in model_zoo.list_models() if c["status"] == "ok"]:
+        metrics = model_zoo.read_metrics(card["id"])
+        points, aucs = reports.stored_roc_curves(metrics, "test")
+        assert points and set(aucs) <= set(card["classes"]), card["id"]
+        _, fresh = reports.roc_curves(model_zoo.read_predictions(card["id"]), "test", card["classes"])
+        for label, area in aucs.items():
+            assert abs(area - fresh[label]) < 0.02, (card["id"], label, area, fresh[label])
+        assert reports.stored_roc_curves(metrics, "validation")[0]
+    assert reports.stored_roc_curves({}, "test") == ([], {})
