@@ -62,7 +62,7 @@ def ph2_ui(card: dict, metrics: dict) -> None:
     st.caption("'Unlike training': a dermoscopy image that looks unlike this model's training images (another "
                "device or clinic, or a rare lesion). The app still answers, with a prominent warning, the melanoma "
                "alert and the advice to see a clinician; only images that do not look like dermoscopy at all are "
-               "refused. See docs/model_quality.md for why.")
+               "refused. See docs/experiments.md for why.")
     for text in (xv.abstention_sentence(ext), xv.crop_sentence(metrics)):
         if text:
             st.markdown(text)

@@ -41,7 +41,7 @@ def model_picker_ui(key: str, label: str = "Model", dataset: Optional[str] = Non
     """Pick a usable model, grouped by dataset; the default model is preselected. Returns its card."""
     cards = [c for c in app_cache.usable_cards() if dataset is None or c["dataset"] == dataset]
     if not cards:
-        st.error("No usable model in the zoo. Train one with `python -m trainer train ...` (see README).")
+        st.error("No usable model in the zoo. Train one with `python -m trainer train ...` (see docs/training.md).")
         return None
     datasets = list(dict.fromkeys(c["dataset"] for c in cards))
     if dataset is None and len(datasets) > 1:

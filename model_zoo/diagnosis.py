@@ -7,7 +7,7 @@ in the same order and say the same things:
 2. the dermoscopy check (model_zoo.ood) on the features of the same forward pass that gives the
    probabilities: "not a dermoscopy image" refuses; "a dermoscopy image unlike this model's training
    images" (another dermatoscope or clinic?) is classified, carries a prominent warning (`ood_warning`)
-   and always the advice to refer (`refer`), and the melanoma alert still applies (why: docs/model_quality.md,
+   and always the advice to refer (`refer`), and the melanoma alert still applies (why: docs/experiments.md,
    measured on HAM10000 validation and reported on PH²);
 3. only for an image that is not refused: calibrated probabilities, fused with the patient details
    when given and the model has a fitted details model (model_zoo.metadata), the abstention verdict
@@ -359,7 +359,7 @@ def _prepare(model, name: str, image: Image.Image, hair: bool, gate: tuple[Optio
 
 def fov_crop_default(model) -> bool:
     """Whether the model was trained on images cut to the field of view (its card records it); the committed
-    models were not, and the crop did not help them on HAM10000 validation (docs/model_quality.md)."""
+    models were not, and the crop did not help them on HAM10000 validation (docs/experiments.md)."""
     return bool((model.card.get("preprocessing") or {}).get("field_of_view_crop"))
 
 

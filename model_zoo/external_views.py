@@ -119,7 +119,7 @@ def crop_sentence(metrics: Optional[Mapping]) -> str:
     return (f"Cutting each image to the dermatoscope's round field of view before the model ({crop['fov_cropped_images']} "
             f"of {crop['n']} images had one) gives AUROC {auc_text(crop['all_images']['melanoma_auroc'])} instead of "
             f"{auc_text(plain['all_images']['melanoma_auroc'])}; it is off, because it did not help on HAM10000 "
-            "validation (the only basis for that choice; docs/model_quality.md).")
+            "validation (the only basis for that choice; docs/experiments.md).")
 
 
 def card_sentence(ext: Mapping) -> str:

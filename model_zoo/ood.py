@@ -18,7 +18,7 @@ Three kinds follow (`kinds`): in_distribution, unlike_training (classified, with
 model_zoo.diagnosis) and not_dermoscopy (refused). A detector fitted before the relative score existed has no
 refuse_threshold and keeps its old meaning: above the residual threshold is "not dermoscopy". Fitted by the
 trainer (trainer/ood.py, `python -m trainer ood`), stored as ood.npz beside the model, applied here with numpy;
-measurements in docs/results.md and docs/model_quality.md.
+measurements in docs/results.md and docs/experiments.md.
 """
 from __future__ import annotations
 

@@ -142,7 +142,7 @@ def prepare_batch(images: Sequence[ImageSource], size: Sequence[int]) -> np.ndar
 # `crop_to_field_of_view` finds that circle with OpenCV and keeps the largest rectangle of the image's own
 # aspect ratio inside it, so the model sees skin and lesion only. Images without such a border are returned
 # unchanged. The same function serves the app (model_zoo.diagnosis) and training (trainer.data), see
-# docs/model_quality.md for when it is on.
+# docs/experiments.md for when it is on.
 FOV_WORK_SIDE = 256              # longer side the border is searched at
 FOV_DARK_RATIO = 0.45            # darker than this share of the bright field (90th percentile) counts as border
 FOV_MIN_DARK_CORNERS = 3         # a round field darkens the corners (one may be lit); a shadow on one side does not

@@ -20,7 +20,7 @@ Dermatoscope shift (`--device-shift P`, `DeviceShift`) makes a share P of the im
 another dermatoscope: a round field of view with dark corners, vignetting, air bubbles and specular highlights,
 blur, a change of scale and a colour cast, each with probability 1/2, after the other transforms. Another
 clinic's images (PH²) differ from HAM10000's in exactly these ways; the strength of each is set from the
-physics of the devices, not measured on PH² (see docs/model_quality.md).
+physics of the devices, not measured on PH² (see docs/experiments.md).
 """
 from __future__ import annotations
 

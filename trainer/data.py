@@ -200,7 +200,7 @@ def without_lesions_of(rows: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
     A model trained on what is left has never seen a lesion of `dataset`'s validation or test split, so it
     can start a `dataset` model (--init-from) without leaking them (HAM10000 holds 69 of the 9-class Test
-    images; see docs/model_quality.md).
+    images; see docs/experiments.md).
     """
     lesions, images = held_out_ids(dataset)
     return rows[~rows["lesion_id"].isin(lesions) & ~rows["image_id"].isin(images)].reset_index(drop=True)

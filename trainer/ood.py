@@ -9,7 +9,7 @@ The subspace is fitted on training features only; both thresholds come from vali
 
 The relative residual was chosen among five candidate scores on half of the non-dermoscopy set (the
 even-numbered images of trainer/ood_images.py); the other half is held out and reported separately
-(benchmarks/ood_refusal_scores.py, docs/model_quality.md). It does not suit every network: where it refuses
+(benchmarks/ood_refusal_scores.py, docs/experiments.md). It does not suit every network: where it refuses
 less than MIN_FIT_REFUSAL of that fit half (the small from-scratch CNN), the model keeps the single residual
 threshold, above which an image is refused as before. PH² is never used here.
 """

@@ -111,7 +111,7 @@ def _ood(cards: list[dict], root: Optional[Path]) -> list[str]:
     lines = ["", "## Dermoscopy check: not dermoscopy (refused) and unlike the training images (warned)", "",
              "Fitted on training features; both thresholds on validation (residual norm: 95% of validation not "
              "flagged; relative residual: 99.5% not refused). Non-dermoscopy set: trainer/ood_images.py; its odd half "
-             "was held out from the choice of the refusal score (docs/model_quality.md).", "",
+             "was held out from the choice of the refusal score (docs/experiments.md).", "",
              "| model | AUROC residual (test vs non-dermoscopy) | non-dermoscopy refused | held-out half refused "
              "| dermoscopy test refused | dermoscopy test warned (unlike training) | non-dermoscopy not refused |",
              "|---|---|---|---|---|---|---|"]

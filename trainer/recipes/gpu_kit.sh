@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pack what a GPU machine with JAX but without TensorFlow (or network) needs to fit HAM10000 models:
 # Keras' wheels (Python 3.12), the ImageNet weights, and the train and validation images only; the test
-# split stays on this machine. Then run trainer/recipes/gpu_fit.sh there and --resume here (README,
+# split stays on this machine. Then run trainer/recipes/gpu_fit.sh there and --resume here (docs/training.md,
 # "A GPU machine without TensorFlow"). Usage: bash trainer/recipes/gpu_kit.sh [KIT_DIR]   (default .devkit)
 # DATASET=NAME packs a prepared dataset instead (python -m trainer prepare; e.g. the full-resolution HAM10000,
 # docs/training.md), its split.csv and dataset.json with it.

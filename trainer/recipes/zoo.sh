@@ -14,22 +14,22 @@ $PY -m trainer train -a custom_cnn -d isic_9class --model-id custom_cnn_isic_9cl
   --display-name "Custom CNN (from scratch) - ISIC 9-class" \
   --input-size 128 --epochs 25 --learning-rate 1e-3 --early-stopping-patience 6 --augment default --batch-size 32 --verbose 2 "$@"
 
-# added in session 2 (EfficientNet-Lite0: 72 min on 2 CPU cores; the ensemble: a few minutes, no training)
+# added on 2026-11-27 (EfficientNet-Lite0: 72 min on 2 CPU cores; the ensemble: a few minutes, no training)
 $PY -m trainer train -a efficientnet_lite0 -d ham10000 --model-id efficientnet_lite0_ham10000 \
   --display-name "EfficientNet-Lite0 (ImageNet, fine-tuned) - HAM10000 7-class" \
   --input-size 192 --head-epochs 2 --epochs 12 --fine-tune-fraction 0.7 --fine-tune-learning-rate 3e-4 \
   --label-smoothing 0.1 --augment default --batch-size 32 --verbose 2 "$@"
 
-# Session 2 also joined these two into `ensemble_ham10000` (192 px; `trainer ensemble`), the default until session 4
-# and exported for LiteRT in session 3. Superseded on validation by ensemble_224_cc_ham10000, it has since left the
-# zoo to keep the repository small.
+# The same day these two were joined into `ensemble_ham10000` (192 px; `trainer ensemble`), exported for LiteRT and
+# made the default, until the 224 px ensemble below (also 2026-11-27). Superseded on validation by
+# ensemble_224_cc_ham10000, it has since left the zoo to keep the repository small.
 
-# session 3: patient details (age, sex, site) fused with each HAM10000 model; seconds each, no training
+# 2026-11-27: patient details (age, sex, site) fused with each HAM10000 model; seconds each, no training
 for model in mobilenet_v2_ham10000 efficientnet_lite0_ham10000; do
   $PY -m trainer metadata "$model" "$@"
 done
 
-# session 4: the default model. Two members at 224 px, trained with --augment fast (each about 50-85 min on
+# 2026-11-27: the default model. Two members at 224 px, trained with --augment fast (each about 50-85 min on
 # 2 CPU cores), ranked on validation, joined, exported for LiteRT. The members stay outside the repository
 # (use --zoo-dir to keep them elsewhere); the ensemble file holds their weights.
 $PY -m trainer train -a efficientnet_lite0 -d ham10000 --model-id efficientnet_lite0_224_ham10000 \
@@ -48,7 +48,7 @@ $PY -m trainer metadata ensemble_224_cc_ham10000 "$@"
 $PY -m trainer export ensemble_224_cc_ham10000 "$@"
 $PY -m trainer set-default ensemble_224_cc_ham10000 "$@"
 
-# session 8: the 9-class model, replacing MobileNetV2 at 192 px (validation balanced accuracy 0.733 against 0.637;
+# 2026-11-28: the 9-class model, replacing MobileNetV2 at 192 px (validation balanced accuracy 0.733 against 0.637;
 # 41 min on 2 CPU cores shared with another training). Early stopping ended it at fine-tuning epoch 14.
 $PY -m trainer train -a efficientnet_lite0 -d isic_9class --model-id efficientnet_lite0_224_isic_9class \
   --display-name "EfficientNet-Lite0 (ImageNet, fine-tuned, 224 px) - ISIC 9-class" \
