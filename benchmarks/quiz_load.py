@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -43,11 +44,11 @@ async def _answer_case(page, number: int, total: int) -> float:
     await page.get_by_role("radiogroup", name="Your diagnosis").get_by_role("radio").first.check(force=True)
     await page.get_by_role("radiogroup", name="Your management call").get_by_role("radio").first.check(force=True)
     started = time.perf_counter()
-    await page.get_by_role("button", name="Commit my answers").click()
+    await page.get_by_role("button", name="Commit my answers").click(timeout=TIMEOUT_MS)
     await page.get_by_text("Truth:").first.wait_for(timeout=TIMEOUT_MS)
     seconds = time.perf_counter() - started
     await _idle(page)
-    await page.get_by_role("button", name="Next case" if number < total else "See my result").click()
+    await page.get_by_role("button", name="Next case" if number < total else "See my result").click(timeout=TIMEOUT_MS)
     return seconds
 
 
@@ -78,23 +79,32 @@ async def _class(url: str, students: int, cases: int) -> tuple[list[float], list
     return times, errors, wall
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), to tell a busy server from busy browsers."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(students: int, cases: int, seed: int) -> dict:
     """One fresh hosted-copy server, `students` sessions at once; the figures of that run."""
     env = {"DERMLAB_DATA_DIR": tempfile.mkdtemp(prefix="dermlab-no-data-")}
     with streamlit_server(LOGS / f"quiz_load_{students}.log", env) as (url, process, _):
+        cpu_before = cpu_seconds(process.pid)
         times, errors, wall = asyncio.run(_class(f"{url}/quiz?seed={seed}&n={cases}", students, cases))
+        server_cpu = cpu_seconds(process.pid) - cpu_before
         current, peak = rss_mb(process.pid)
     ordered = sorted(times)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] if ordered else float("nan")
     return {"students": students, "answers": len(times), "p50": statistics.median(times) if times else float("nan"),
             "p95": p95, "max": max(times, default=float("nan")), "errors": errors, "wall": wall,
-            "rss": current, "peak": peak}
+            "rss": current, "peak": peak, "server_cpu": server_cpu}
 
 
 def _line(name: str, r: dict) -> str:
     return (f"{name}: {r['students']} student(s), {r['answers']} answers in {r['wall']:.0f} s; answer -> reveal "
             f"p50 {r['p50']:.2f} s, p95 {r['p95']:.2f} s, max {r['max']:.2f} s; failed sessions {len(r['errors'])}; "
-            f"server RSS {r['rss']:.0f} MB (peak {r['peak']:.0f} MB)")
+            f"server RSS {r['rss']:.0f} MB (peak {r['peak']:.0f} MB); the server used {r['server_cpu']:.0f} CPU-s of "
+            f"the {2 * r['wall']:.0f} the 2 cores had (the browsers share them)")
 
 
 def main() -> None:
