@@ -50,3 +50,19 @@ def test_images(data_dir) -> list[tuple[Path, str]]:
     split = pd.read_csv(ROOT / "trainer" / "splits" / "isic_9class.csv")
     rows = split[split["split"] == "test"].groupby("label").head(1)
     return [(data_dir / "isic_9class" / p, label) for p, label in zip(rows["path"], rows["label"])]
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch) -> Path:
+    """$DERMLAB_DATA_DIR at an empty folder, as on a hosted copy: the app must see no data (not fall back to
+    ../shared/data) and use the bundled example cases. Streamlit's data caches are cleared around the test."""
+    import streamlit as st
+
+    from model_zoo import datadir
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setenv(datadir.DATA_ENV, str(empty))
+    st.cache_data.clear()
+    yield empty
+    st.cache_data.clear()

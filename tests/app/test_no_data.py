@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import app_cache
@@ -21,15 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 180
 
 
-@pytest.fixture(autouse=True)
-def no_data(tmp_path, monkeypatch) -> Path:
-    """$DERMLAB_DATA_DIR at an empty folder: the app must see no data (not fall back to ../shared/data)."""
-    empty = tmp_path / "no-data"
-    empty.mkdir()
-    monkeypatch.setenv(datadir.DATA_ENV, str(empty))
-    st.cache_data.clear()
-    yield empty
-    st.cache_data.clear()
+pytestmark = pytest.mark.usefixtures("no_data")      # tests/conftest.py: a hosted copy, no data folder
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from model_zoo import datadir
 from model_zoo.classes import display_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,13 +13,7 @@ TIMEOUT = 240
 STATE = "quiz_state"
 
 
-@pytest.fixture(autouse=True)
-def no_data(tmp_path, monkeypatch) -> Path:
-    empty = tmp_path / "no-data"
-    empty.mkdir()
-    monkeypatch.setenv(datadir.DATA_ENV, str(empty))
-    st.cache_data.clear()
-    yield empty
+pytestmark = pytest.mark.usefixtures("no_data")      # tests/conftest.py: a hosted copy, no data folder
 
 
 def _start(**params: str) -> AppTest:
