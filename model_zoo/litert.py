@@ -1,7 +1,7 @@
 """Serving a zoo model with the LiteRT (TensorFlow Lite) interpreter, without importing TensorFlow.
 
 `python -m trainer export MODEL_ID` converts a model's `model.keras` into
-`model.tflite` (see trainer/litert_export.py) with one signature, "serving_default":
+`model.tflite` (see trainer/export.py) with one signature, "serving_default":
 
 - input: float32 pixels (n, h, w, 3) in 0..255, prepared by model_zoo.preprocessing;
 - "probabilities": the network's softmax output (before temperature scaling);

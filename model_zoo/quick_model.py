@@ -306,7 +306,7 @@ def _check_model_id(model_id: str, root: Path, replace: bool) -> None:
 
 def _prediction_rows(split: str, examples: Sequence[Example], probabilities: np.ndarray,
                      classes: list[str]) -> list[dict]:
-    """predictions.csv rows, the trainer's format (trainer/export.py)."""
+    """predictions.csv rows, the trainer's format (trainer/publish.py)."""
     rows = []
     for example, p in zip(examples, probabilities):
         row = {"split": split, "image_id": example.image_id, "path": example.path, "true": example.label,

@@ -1,8 +1,11 @@
-"""Reading and atomically writing model folders in the zoo.
+"""Reading and atomically writing model folders in the zoo: the one writer of a model's files.
 
 A model folder is written in full under a hidden temporary name inside the zoo
 and then renamed into place, so a killed trainer never leaves a half-written
-model where `list_models()` would see it.
+model where `list_models()` would see it. Later changes to a published model's
+card.json or metrics.json (calibration, OOD, clinical figures, ...) go through
+`update_card` / `update_metrics` (or `edit_model_json` for nested changes): a
+read-modify-write under a lock, written through a temporary file and a rename.
 """
 from __future__ import annotations
 
@@ -12,7 +15,13 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping
+
+try:                                   # POSIX; elsewhere updates are atomic but unlocked
+    import fcntl
+except ImportError:                    # pragma: no cover - Windows
+    fcntl = None
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ZOO_ENV = "DERMLAB_ZOO"
@@ -80,6 +89,49 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Serialise read-modify-writes of one model folder, so two trainer commands keep each other's keys."""
+    if fcntl is None:
+        yield
+        return
+    with open(Path(folder) / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def edit_model_json(folder: Path, name: str, edit: Callable[[dict], None]) -> dict:
+    """Read a model folder's JSON file `name` (CARD_FILE or METRICS_FILE; {} if absent), let `edit` change it
+    in place, and write it back atomically under the folder's lock. Returns the new content."""
+    path = Path(folder) / name
+    with _folder_lock(Path(folder)):
+        data = read_json(path) if path.is_file() else {}
+        edit(data)
+        write_json_atomic(path, data)
+    return data
+
+
+def update_card(folder: Path, changes: Mapping[str, Any]) -> dict:
+    """Set top-level keys of a published model's card.json (a value of None removes the key)."""
+    return edit_model_json(folder, CARD_FILE, lambda card: _merge(card, changes))
+
+
+def update_metrics(folder: Path, changes: Mapping[str, Any]) -> dict:
+    """Set top-level keys of a published model's metrics.json (a value of None removes the key)."""
+    return edit_model_json(folder, METRICS_FILE, lambda metrics: _merge(metrics, changes))
+
+
+def _merge(data: dict, changes: Mapping[str, Any]) -> None:
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
 
 
 def model_folders(root: Path | None = None) -> list[Path]:

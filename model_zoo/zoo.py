@@ -278,7 +278,7 @@ class ZooModel:
 
     @property
     def ood_detector(self):
-        """The fitted Mahalanobis detector, or None (see `ood_status`)."""
+        """The fitted out-of-distribution detector (residual scores, model_zoo/ood.py), or None (see `ood_status`)."""
         if not hasattr(self, "_ood"):
             from .ood import load_detector
 

@@ -219,8 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser("ood", help="fit and evaluate the 'not a dermoscopy image' detector",
-                       description="Mahalanobis detector on training features, threshold on validation, AUROC on the "
-                                   "dermoscopy test split vs a built-in set of non-dermoscopy images.")
+                       description="Residual (ViM-style) detector on training features: 'unlike training' and 'not "
+                                   "dermoscopy' thresholds on validation, AUROC on the dermoscopy test split vs a "
+                                   "built-in set of non-dermoscopy images.")
     p.add_argument("model_id")
     _add_common(p)
 
@@ -482,7 +483,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "export":
         from model_zoo.zoo import ModelUnavailable
 
-        from .litert_export import ExportError, export_litert
+        from .export import ExportError, export_litert
 
         try:
             entry = export_litert(args.model_id, Path(args.zoo_dir) if args.zoo_dir else None, args.data_dir)

@@ -38,7 +38,7 @@ def evaluate_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Opti
     import model_zoo
     from model_zoo import store
 
-    from .export import prediction_rows, write_predictions_csv
+    from .publish import prediction_rows, write_predictions_csv
 
     loaded = model_zoo.load(model_id, zoo_root)
     card = loaded.card

@@ -356,7 +356,7 @@ def run(config: TrainConfig) -> Optional[Path]:
 
 def _run(config: TrainConfig, spec, size: int, strategy, info) -> Optional[Path]:
     from .evaluate import evaluate_sets
-    from .export import build_card, prediction_rows, publish
+    from .publish import build_card, prediction_rows, publish
 
     if config.init_from:      # refuse a leaking source before any work
         from .warm_start import check_before_training
