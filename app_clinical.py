@@ -13,7 +13,7 @@ import streamlit as st
 
 import app_charts
 from model_zoo import clinical_views as cv
-from model_zoo import reports
+from model_zoo import formatting
 
 PR_COLUMNS = 3
 WEAK_STYLE = "background-color: rgba(255, 75, 75, 0.18)"
@@ -117,7 +117,7 @@ def benign_malignant_ui(clinical: dict) -> None:
         op = bm.get("malignant_operating_point") or {}
         st.caption(f"The malignant threshold was chosen on the {op.get('chosen_on', 'validation')} images as the "
                    f"highest cut-off on the summed malignant probability that reached "
-                   f"{reports.pct(op.get('target_sensitivity'))} sensitivity there; the test row shows how that "
+                   f"{formatting.pct(op.get('target_sensitivity'))} sensitivity there; the test row shows how that "
                    "choice held up on images it never saw. The melanoma alert uses the melanoma probability alone "
                    "(the threshold stored on the model card, also chosen on validation), so it is not a point on "
                    f"this curve. {cv.bootstrap_sentence(clinical)}")
@@ -137,14 +137,14 @@ def conformal_ui(clinical: dict, classes: Optional[list]) -> None:
                f"target share of images ({conformal.get('method', 'LAC')} method).")
     if cv.below_target(conformal):
         st.error(f"**Coverage below target on test.** {conformal.get('warning') or ''} Do not read these sets as "
-                 f"{reports.pct(conformal.get('target_coverage'))} sets for this model.", icon=":material/warning:")
+                 f"{formatting.pct(conformal.get('target_coverage'))} sets for this model.", icon=":material/warning:")
     cols = st.columns(4)
-    cols[0].metric("Target coverage", reports.pct(conformal.get("target_coverage")),
+    cols[0].metric("Target coverage", formatting.pct(conformal.get("target_coverage")),
                    help=f"Fitted on {conformal.get('n_validation', '?')} {conformal.get('fitted_on', 'validation')} images.")
-    cols[1].metric("Test coverage", reports.pct(test.get("coverage"), 1), delta=cv.coverage_gap(conformal),
+    cols[1].metric("Test coverage", formatting.pct(test.get("coverage"), 1), delta=cv.coverage_gap(conformal),
                    help="Share of test images whose set held the true diagnosis.")
     cols[2].metric("Mean set size", f"{test.get('mean_set_size', float('nan')):.2f}")
-    cols[3].metric("Probability cut-off", reports.pct(conformal.get("threshold"), 1),
+    cols[3].metric("Probability cut-off", formatting.pct(conformal.get("threshold"), 1),
                    help="A diagnosis enters the set when its calibrated probability reaches this (the top one always does).")
     st.markdown(cv.coverage_sentence(conformal))
     left, right = st.columns(2)

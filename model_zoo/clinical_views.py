@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Mapping, Optional, Sequence
 
 from .classes import display_name
-from .reports import WEAK_RECALL, is_number, pct, with_ci
+from .formatting import is_number, pct, with_ci
+from .metric_tables import WEAK_RECALL
 
 SUPPORTED_SCHEMAS = (1,)
 PER_CLASS_COLUMNS = {"recall": "Recall (sensitivity)", "precision": "Precision", "specificity": "Specificity",

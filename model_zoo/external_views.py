@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from .reports import pct
+from .formatting import pct
 
 DATASET = "ph2"
 NAME = "PH²"

@@ -2,7 +2,7 @@
 import streamlit as st
 
 import app_ui
-from model_zoo import reports
+from model_zoo import dataset_prose
 
 app_ui.route_deep_link()
 
@@ -42,8 +42,8 @@ st.markdown(
     "AmitBytesSage/Melanoma-Skin-Cancer-Detection-Model; HAM10000: mmalek06/bounding-box-detection-ham1000); "
     "no image was resampled. Each data folder's `SOURCE.md` records the commit, processing and counts."
 )
-st.markdown("**Data licences.** " + reports.DATASET_FACTS["isic_9class"]["license"] + " "
-            + reports.DATASET_FACTS["ham10000"]["license"] + "\n\nCitation: " + reports.HAM10000_CITATION)
+st.markdown("**Data licences.** " + dataset_prose.DATASET_FACTS["isic_9class"]["license"] + " "
+            + dataset_prose.DATASET_FACTS["ham10000"]["license"] + "\n\nCitation: " + dataset_prose.HAM10000_CITATION)
 
 st.subheader("Licences of this project")
 st.markdown(

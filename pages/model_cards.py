@@ -6,7 +6,8 @@ import app_cache
 import app_external
 import app_ui
 import model_zoo
-from model_zoo import clinical_views, reports
+from model_zoo import (card_views, clinical_views, dataset_prose, formatting, metric_tables, subgroup_views,
+                       training_recipes)
 from model_zoo.classes import display_name
 
 app_ui.route_deep_link()
@@ -30,13 +31,13 @@ def _label(card: dict) -> str:
 
 def details_ui(card: dict) -> None:
     st.subheader("Model details")
-    st.table(pd.DataFrame(reports.card_details(card)), hide_index=True, border="horizontal")
-    summary = reports.training_summary(card)
+    st.table(pd.DataFrame(card_views.card_details(card)), hide_index=True, border="horizontal")
+    summary = training_recipes.training_summary(card)
     if summary:
         with st.expander("Training configuration"):
-            st.dataframe(pd.DataFrame([{"Setting": k, "Value": reports.fmt_value(v)} for k, v in summary.items()]),
+            st.dataframe(pd.DataFrame([{"Setting": k, "Value": formatting.fmt_value(v)} for k, v in summary.items()]),
                          hide_index=True, width="stretch")
-            command = reports.train_command(card)
+            command = training_recipes.train_command(card)
             if command:
                 st.markdown("Command that repeats this configuration:")
                 st.code(command, language="bash")
@@ -46,25 +47,25 @@ def use_ui() -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Intended use")
-        st.markdown(_bullets(reports.INTENDED_USE))
+        st.markdown(_bullets(card_views.INTENDED_USE))
         st.caption("Intended users: teachers, students and researchers in dermatology and machine learning.")
     with right:
         st.subheader("Out-of-scope use")
-        st.markdown(_bullets(reports.OUT_OF_SCOPE))
+        st.markdown(_bullets(card_views.OUT_OF_SCOPE))
     st.error("**This model is not a medical device** and must not be used to diagnose, triage or screen "
              "patients. A model can be confidently wrong; any worrying lesion needs a clinician.", icon=":material/block:")
 
 
 def data_ui(card: dict) -> None:
     st.subheader("Training data and splits")
-    facts = reports.dataset_facts(card.get("dataset", ""))
+    facts = dataset_prose.dataset_facts(card.get("dataset", ""))
     st.markdown(f"**Dataset:** {facts.get('name', card.get('dataset'))}")
     if facts.get("source"):
         st.markdown(facts["source"])
     if facts.get("splits"):
         st.markdown(_bullets(facts["splits"]))
     trained_on = card.get("trained_on") or {}
-    counts = reports.split_counts(card)
+    counts = card_views.split_counts(card)
     if counts:
         st.dataframe(pd.DataFrame(counts), hide_index=True, width="content")
     extra = []
@@ -73,7 +74,7 @@ def data_ui(card: dict) -> None:
     if "label_conflicts_in_training" in trained_on:
         extra.append("Label-conflict images were "
                      + ("**included** in training." if trained_on["label_conflicts_in_training"] else "left out of training."))
-    limit = reports.training_config(card).get("limit_per_class")
+    limit = training_recipes.training_config(card).get("limit_per_class")
     if limit:
         extra.append(f"Quick run: at most {limit} images per class and split were used.")
     if extra:
@@ -87,40 +88,40 @@ def metrics_ui(card: dict) -> None:
     if not test:
         headline = card.get("headline") or {}
         st.info("This model has no metrics.json. Headline from its card: test balanced accuracy "
-                f"{reports.pct(headline.get('test_balanced_accuracy'))}.")
+                f"{formatting.pct(headline.get('test_balanced_accuracy'))}.")
         return
     ci95 = test.get("ci95", {}) or {}
     st.markdown(
         f"On the **{test.get('n', '?')} test images** (never used in training or model choice): "
-        f"balanced accuracy **{reports.with_ci(test.get('balanced_accuracy'), ci95.get('balanced_accuracy'))}**, "
-        f"accuracy {reports.with_ci(test.get('accuracy'), ci95.get('accuracy'))}, "
-        f"macro F1 {reports.with_ci(test.get('macro_f1'), ci95.get('macro_f1'))}."
+        f"balanced accuracy **{formatting.with_ci(test.get('balanced_accuracy'), ci95.get('balanced_accuracy'))}**, "
+        f"accuracy {formatting.with_ci(test.get('accuracy'), ci95.get('accuracy'))}, "
+        f"macro F1 {formatting.with_ci(test.get('macro_f1'), ci95.get('macro_f1'))}."
     )
     validation = metrics.get("validation") or {}
     if validation:
-        st.caption(f"Validation balanced accuracy {reports.pct(validation.get('balanced_accuracy'))} "
+        st.caption(f"Validation balanced accuracy {formatting.pct(validation.get('balanced_accuracy'))} "
                    f"on {validation.get('n', '?')} images (used to choose the best epoch). "
                    "Balanced accuracy is the average recall over classes: each diagnosis counts equally.")
-    rows = reports.per_class_table(test)
+    rows = metric_tables.per_class_table(test)
     if rows:
-        frame = pd.DataFrame([{"Class": r["Class"], "Recall (sensitivity)": reports.pct(r["Recall (sensitivity)"]),
-                               "Precision": reports.pct(r["Precision"]), "Test images": r["Support (images)"],
+        frame = pd.DataFrame([{"Class": r["Class"], "Recall (sensitivity)": formatting.pct(r["Recall (sensitivity)"]),
+                               "Precision": formatting.pct(r["Precision"]), "Test images": r["Support (images)"],
                                "Weak (recall < 50%)": "⚠️ yes" if r["Weak"] else ""} for r in rows])
         st.dataframe(frame, hide_index=True, width="stretch")
-    worst = reports.worst_class(test)
+    worst = metric_tables.worst_class(test)
     if worst:
         clinical = clinical_views.clinical_figures(metrics) or {}
         span = clinical_views.recall_interval(clinical, worst["label"])
         interval = f" (95% CI {span})" if span != clinical_views.MISSING else ""
-        st.markdown(f"Worst class: **{worst['name']}**, recall {reports.pct(worst['recall'])}{interval} "
+        st.markdown(f"Worst class: **{worst['name']}**, recall {formatting.pct(worst['recall'])}{interval} "
                     f"on {worst['support']} test images{clinical_views.few_images(worst['support']) if interval else ''}.")
     fusion = metrics.get("metadata_fusion")
     if fusion:
         fused_ci = (fusion["test"].get("ci95") or {}).get("balanced_accuracy")
         st.markdown(f"**With patient details** (age, sex and body site entered on the Classify page, combined with "
                     f"weight {fusion['alpha']:.1f} chosen on validation): test balanced accuracy "
-                    f"**{reports.with_ci(fusion['test']['balanced_accuracy'], fused_ci)}**, validation "
-                    f"{reports.pct(fusion['validation']['balanced_accuracy'])}. Fewer details, smaller gains: "
+                    f"**{formatting.with_ci(fusion['test']['balanced_accuracy'], fused_ci)}**, validation "
+                    f"{formatting.pct(fusion['validation']['balanced_accuracy'])}. Fewer details, smaller gains: "
                     "see docs/results.md.")
     app_external.card_ui(card, metrics)
     st.caption("Full figures, confusion matrix, ROC curves and mistakes, and the other clinic's images: see the "
@@ -160,24 +161,24 @@ def subgroups_ui(card: dict) -> None:
         return
     by_source = "source" in groups
     st.subheader("Performance by image source" if by_source else "Performance across patient groups")
-    weakest = reports.weakest_subgroup(groups)
+    weakest = subgroup_views.weakest_subgroup(groups)
     if weakest:
         st.markdown(f"Weakest group with at least 30 test images: **{weakest['column'].lower()} "
-                    f"{weakest['group']}**, balanced accuracy {reports.pct(weakest['balanced_accuracy'])} "
+                    f"{weakest['group']}**, balanced accuracy {formatting.pct(weakest['balanced_accuracy'])} "
                     f"on {weakest['n']} images.")
-    for column, title in reports.SUBGROUP_COLUMNS.items():
-        rows = reports.subgroup_rows(groups, column)
+    for column, title in subgroup_views.SUBGROUP_COLUMNS.items():
+        rows = subgroup_views.subgroup_rows(groups, column)
         if rows:
             with st.expander(f"{title}: {len(rows)} groups"):
                 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("Test images only; groups under 30 images are marked 'small' (wide intervals). "
-               + reports.SUBGROUP_NOTES.get(card["dataset"], ""))
+               + dataset_prose.SUBGROUP_NOTES.get(card["dataset"], ""))
 
 
 def limitations_ui(card: dict) -> None:
     st.subheader("Known limitations")
-    items = reports.limitations(card)
-    weak = reports.weak_classes((_metrics(card["id"]).get("test") or {}))
+    items = card_views.limitations(card)
+    weak = metric_tables.weak_classes((_metrics(card["id"]).get("test") or {}))
     if weak:
         names = ", ".join(display_name(c) for c in weak)
         items = items + [f"This model misses most test images of: **{names}** (recall below 50%)."]
@@ -194,7 +195,7 @@ def limitations_ui(card: dict) -> None:
 
 def license_ui(card: dict) -> None:
     st.subheader("Data licence and citation")
-    st.markdown(reports.license_text(card.get("dataset", "")))
+    st.markdown(dataset_prose.license_text(card.get("dataset", "")))
 
 
 # ------------------------------------------------------------------------------------------------- page
@@ -215,7 +216,7 @@ if card.get("status") != "ok":
     st.error(f"**This model is unavailable:** {card.get('status_reason') or 'unknown reason'} "
              "The card below is shown for reference only; the model cannot be used for predictions.", icon=":material/do_not_disturb_on:")
 
-st.download_button("Download card.json", reports.card_json(card), file_name=f"{card['id']}_card.json",
+st.download_button("Download card.json", card_views.card_json(card), file_name=f"{card['id']}_card.json",
                    mime="application/json", key="cards_download")
 
 details_ui(card)

@@ -13,7 +13,7 @@ import streamlit as st
 import app_cache
 import app_ui
 import model_zoo
-from model_zoo import datadir, jobs, quick_model, reports
+from model_zoo import datadir, formatting, jobs, quick_model, training_recipes
 
 app_ui.route_deep_link()
 
@@ -214,19 +214,19 @@ def recipes_ui() -> None:
     if not cards:
         st.info("The model zoo is empty: run the commands below to fill it.")
         return
-    st.dataframe(pd.DataFrame([reports.recipe_row(card) for card in cards]), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame([training_recipes.recipe_row(card) for card in cards]), hide_index=True, width="stretch")
     st.caption("Epochs 'head + main': pretrained models first train only the new classification head on a frozen "
                "backbone, then fine-tune the top of the backbone at the lower learning rate in brackets. Models "
                "trained from scratch have one phase. Times are wall-clock on the hardware shown. Quick custom "
                "models are a logistic regression on another model's features: their cards say how they were made.")
     for card in cards:
-        command = reports.train_command(card)
+        command = training_recipes.train_command(card)
         if command:
             with st.expander(f"Repeat {card.get('display_name') or card['id']}"):
                 st.code(command, language="bash")
-                summary = reports.training_summary(card)
+                summary = training_recipes.training_summary(card)
                 if summary:
-                    st.dataframe(pd.DataFrame([{"Setting": k, "Value": reports.fmt_value(v)}
+                    st.dataframe(pd.DataFrame([{"Setting": k, "Value": formatting.fmt_value(v)}
                                                for k, v in summary.items()]), hide_index=True, width="stretch")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from model_zoo.reports import training_config
+from model_zoo.training_recipes import training_config
 
 
 class WarmStartError(ValueError):

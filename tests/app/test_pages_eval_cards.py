@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 import app_cache
 import model_zoo
-from model_zoo import clinical_views, reports, store
+from model_zoo import clinical_views, constants, formatting, store, subgroup_views
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ROOT / "pages"
@@ -234,9 +234,9 @@ def test_model_card_page(real_card):
         assert "CC-0" in text
     else:
         assert "200 x 150" in text and "lesion_id" in text
-        weakest = reports.weakest_subgroup(model_zoo.read_metrics(real_card["id"])["subgroups"])
+        weakest = subgroup_views.weakest_subgroup(model_zoo.read_metrics(real_card["id"])["subgroups"])
         assert "Performance across patient groups" in text
-        assert f"{weakest['group']}**, balanced accuracy {reports.pct(weakest['balanced_accuracy'])}" in text
+        assert f"{weakest['group']}**, balanced accuracy {formatting.pct(weakest['balanced_accuracy'])}" in text
     counts = real_card["trained_on"]["counts"]
     assert str(counts["test"]) in text and str(counts["train"]) in text
     download = at.get("download_button")
@@ -324,7 +324,7 @@ def test_evaluation_shows_the_stored_clinical_figures(real_card):
     pr_specs = [s for s in map(json.dumps, (json.loads(c.proto.spec) for c in charts(at))) if '"Recall"' in s]
     assert len(pr_specs) == len(clinical["pr_curves"])                  # one chart per class, each with its chance line
     assert all('"Chance"' in s and 'strokeDash' in s for s in pr_specs)
-    melanoma = clinical["pr_curves"][reports.melanoma_label(real_card["classes"])]
+    melanoma = clinical["pr_curves"][constants.melanoma_label(real_card["classes"])]
     assert f"AP {clinical_views.fraction(melanoma['average_precision'])} · chance " in text
 
     bm = clinical["benign_malignant"]
@@ -350,8 +350,8 @@ def test_evaluation_shows_the_stored_clinical_figures(real_card):
         assert list(headline["Metric"]) == ["Balanced accuracy", "Accuracy", "Macro F1"]
 
     conformal = clinical["conformal"]
-    assert _metric(at, "Test coverage").value == reports.pct(conformal["test"]["coverage"], 1)
-    assert f"held the true diagnosis for **{reports.with_ci(conformal['test']['coverage'], conformal['test']['coverage_ci95'], 1)}**" in text
+    assert _metric(at, "Test coverage").value == formatting.pct(conformal["test"]["coverage"], 1)
+    assert f"held the true diagnosis for **{formatting.with_ci(conformal['test']['coverage'], conformal['test']['coverage_ci95'], 1)}**" in text
     assert "Least covered class:" in text and "not promised for each class" in text
 
 
@@ -366,7 +366,7 @@ def test_evaluation_warns_where_conformal_sets_fall_short_of_their_target():
     errors = " ".join(e.value for e in at.error)
     assert "Coverage below target on test" in errors and conformal["warning"] in errors
     text = page_text(at)
-    assert f"only {reports.pct(conformal['test']['coverage'], 1)}" in text and "**not** 90% sets" in text
+    assert f"only {formatting.pct(conformal['test']['coverage'], 1)}" in text and "**not** 90% sets" in text
     assert _metric(at, "Test coverage").delta.startswith("-")
 
 

@@ -137,14 +137,14 @@ def test_members_that_do_not_match_are_refused(zoo, data_dir, capsys):
 def test_ensemble_card_command_rebuilds_it_with_the_cli(zoo):
     import shlex
 
-    from model_zoo import reports
+    from model_zoo import card_views, training_recipes
 
     card = model_zoo.get_card("a_b", zoo)
-    command = reports.train_command(card)
+    command = training_recipes.train_command(card)
     assert command.startswith("python -m trainer ensemble a,b --model-id a_b")
     args = build_parser().parse_args(shlex.split(command)[3:])
     assert (args.command, args.members, args.model_id) == ("ensemble", "a,b", "a_b")
-    details = {row["Field"]: row["Value"] for row in reports.card_details(card)}
+    details = {row["Field"]: row["Value"] for row in card_views.card_details(card)}
     assert "m0_block4_relu2, m1_block4_relu2" == details["Grad-CAM layer"]
     assert "(a, validation balanced accuracy" in details["Members (ensemble)"]
 
