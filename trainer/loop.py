@@ -209,7 +209,7 @@ def fit_phase(model, config, phase: str, epochs: int, learning_rate: float, sets
     from .augment import make_augmenter, make_mixer
     from .callbacks import mark_phase_done
     from .data import class_weights
-    from .train import MONITOR, make_loss, make_optimizer, set_trainable
+    from .fit_setup import MONITOR, make_loss, make_optimizer, set_trainable
 
     start = time.perf_counter()
     train_set = sets["train"]

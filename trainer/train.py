@@ -18,15 +18,14 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
-from .architectures import backbone_layers, create_model, get_spec
+from .architectures import create_model, get_spec
 from .config import TrainConfig
-from .data import (ImageSet, class_names, class_weights, concat_sets, extra_training_rows, load_images, make_dataset,
+from .data import (class_names, class_weights, concat_sets, extra_training_rows, load_images, make_dataset,
                    resolve_data_dir, select, split_label, without_lesions_of)
+from .fit_setup import MONITOR, make_loss, make_optimizer, set_trainable
+from .pretrained import resolve_weights
 
 log = logging.getLogger(__name__)
-MONITOR = "val_balanced_accuracy"
 BEST_WEIGHTS = "best.weights.h5"
 BEST_STATE = "best.json"
 FIT_RECORD = "fit.json"
@@ -34,84 +33,6 @@ SPLITS = ("train", "val", "test")
 
 
 # ---------------------------------------------------------------- pieces
-def resolve_weights(config: TrainConfig, spec) -> tuple[Optional[str], str]:
-    """(weights argument for the builder, human description for the card)."""
-    choice = config.imagenet_weights
-    if not spec.pretrainable or choice in (None, "none"):
-        return None, "none (trained from scratch)"
-    if choice == "imagenet":
-        return "imagenet", "ImageNet (keras.applications download)"
-    if choice == "auto":
-        from .data import REPO_ROOT
-
-        directory = REPO_ROOT.parent / "shared" / "weights"
-    else:
-        directory = Path(choice)
-    if spec.imagenet_file and (directory / spec.imagenet_file).is_file():
-        return str(directory / spec.imagenet_file), f"ImageNet ({spec.imagenet_file}, offline copy)"
-    if spec.keras_imagenet and _has_network():
-        return "imagenet", "ImageNet (keras.applications download)"
-    log.warning("No ImageNet weights for %s here; training from scratch.", spec.name)
-    return None, "none (no ImageNet weights available on this machine; trained from scratch)"
-
-
-def _has_network(host: str = "storage.googleapis.com", timeout: float = 2.0) -> bool:
-    import socket
-
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def set_trainable(model, phase: str, fine_tune_fraction: float) -> int:
-    """Freeze for `phase`: 'head' freezes the backbone, 'finetune' unfreezes its top fraction
-    (BatchNorm stays frozen), 'full' trains everything. Returns the number of trainable layers."""
-    import keras
-
-    layers = backbone_layers(model)
-    for layer in model.layers:
-        layer.trainable = True
-    if phase == "head":
-        for layer in layers:
-            layer.trainable = False
-    elif phase == "finetune":
-        cut = int(len(layers) * (1.0 - fine_tune_fraction))
-        for i, layer in enumerate(layers):
-            layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
-    return sum(1 for layer in model.layers if layer.trainable and layer.weights)
-
-
-def make_loss(config: TrainConfig, reduction: Optional[str] = "sum_over_batch_size"):
-    """The training loss on the model's probabilities. Focal loss (Lin et al. 2017) keeps alpha at 1:
-    class balance comes from --balance, so the two levers can be measured apart."""
-    import keras
-
-    if config.loss == "focal":
-        return keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=config.focal_gamma,
-                                                         label_smoothing=config.label_smoothing, reduction=reduction)
-    if config.loss != "crossentropy":
-        raise ValueError(f"unknown loss {config.loss!r}: use 'crossentropy' or 'focal'")
-    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing, reduction=reduction)
-
-
-def make_optimizer(config: TrainConfig, learning_rate: float, steps_per_epoch: int, epochs: int):
-    """AdamW with cosine decay and linear warm-up, or a constant rate for ReduceLROnPlateau."""
-    import keras
-
-    if config.lr_schedule == "cosine":
-        warmup = int(config.warmup_epochs * steps_per_epoch)
-        total = max(1, epochs * steps_per_epoch - warmup)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=learning_rate * 0.1 if warmup else learning_rate, decay_steps=total,
-            alpha=0.01, warmup_target=learning_rate if warmup else None, warmup_steps=warmup,
-        )
-    else:
-        schedule = learning_rate
-    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
-
-
 class BestWeights:
     """Best-on-validation weights shared by all phases; survives --resume via best.json.
 
@@ -234,16 +155,6 @@ def merge_history(run_dir: Path, phases: list[str]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return out
-
-
-def predict_set(model, image_set: ImageSet, batch_size: int = 64) -> np.ndarray:
-    """Probabilities (n, k) for a decoded image set, in inference mode."""
-    import tensorflow as tf
-
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    out = [np.asarray(forward(tf.constant(image_set.images[i:i + batch_size], tf.float32)), np.float32)
-           for i in range(0, len(image_set), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, len(image_set.classes)), np.float32)
 
 
 # ---------------------------------------------------------------- the run

@@ -27,7 +27,8 @@ def make_hypermodel(architecture: str, dataset: str, data_dir, sizes: Sequence[i
 
     from .augment import make_augmenter
     from .callbacks import BalancedAccuracy
-    from .train import make_optimizer, resolve_weights, set_trainable
+    from .fit_setup import make_optimizer, set_trainable
+    from .pretrained import resolve_weights
 
     spec = get_spec(architecture)
     classes = class_names(dataset, data_dir)

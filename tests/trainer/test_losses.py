@@ -7,7 +7,7 @@ import pytest
 
 from trainer.cli import build_parser, config_from_args
 from trainer.config import TrainConfig
-from trainer.train import make_loss
+from trainer.fit_setup import make_loss
 
 TRUTH = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
 PROBA = np.array([[0.95, 0.03, 0.02],      # easy: right and confident

@@ -220,7 +220,7 @@ def test_tune_trial_trains_the_head_then_the_searched_top_fraction(data_dir, wei
     import keras_tuner
     import numpy as np
 
-    from trainer.train import backbone_layers
+    from trainer.architectures import backbone_layers
     from trainer.tune import OBJECTIVE, make_hypermodel
 
     hypermodel = make_hypermodel("efficientnet_lite0", "isic_9class", data_dir, [32], limit_per_class=2,
