@@ -283,8 +283,8 @@ def fit(data: QuickData, backbone, model_id: str, display_name: Optional[str] = 
         card["sha256"], card["size_bytes"] = store.sha256_file(head_path), head_path.stat().st_size
         detector.save(folder / OOD_FILE)
         card["ood"]["sha256"] = store.sha256_file(folder / OOD_FILE)
-        (folder / store.CARD_FILE).write_text(_json(card))
-        (folder / store.METRICS_FILE).write_text(_json(metrics))
+        store.write_card(folder, card)
+        store.write_metrics(folder, metrics)
         pd.DataFrame(table).to_csv(folder / store.PREDICTIONS_FILE, index=False)
 
     final = store.write_model_folder(model_id, fill, root)
@@ -314,12 +314,6 @@ def _prediction_rows(split: str, examples: Sequence[Example], probabilities: np.
         row.update({f"p_{name}": f"{float(v):.6f}" for name, v in zip(classes, p)})
         rows.append(row)
     return rows
-
-
-def _json(data: dict) -> str:
-    import json
-
-    return json.dumps(data, indent=2) + "\n"
 
 
 def hardware() -> str:

@@ -87,22 +87,37 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def write_card(folder: Path, card: Mapping[str, Any]) -> None:
+    """Write a whole card.json, for a folder that `write_model_folder` is filling (later: `update_card`)."""
+    write_json_atomic(Path(folder) / CARD_FILE, dict(card))
+
+
+def write_metrics(folder: Path, metrics: Mapping[str, Any]) -> None:
+    """Write a whole metrics.json, for a folder that `write_model_folder` is filling (later: `update_metrics`)."""
+    write_json_atomic(Path(folder) / METRICS_FILE, dict(metrics))
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
 @contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
-    """Serialise read-modify-writes of one model folder, so two trainer commands keep each other's keys."""
+    """Serialise read-modify-writes of one model folder, so two trainer commands keep each other's keys.
+
+    The lock is held on the folder itself, not on a lock file, so the folder holds only the model's files."""
     if fcntl is None:
         yield
         return
-    with open(Path(folder) / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
 
 
 def edit_model_json(folder: Path, name: str, edit: Callable[[dict], None]) -> dict:

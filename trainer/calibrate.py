@@ -8,14 +8,9 @@ import numpy as np
 
 from model_zoo import store
 from model_zoo.calibration import calibrate, card_summary  # noqa: F401  (train and metadata import it from here)
+from model_zoo.constants import melanoma_label
 
 from .data import refuse_test_only
-
-MELANOMA = ("melanoma", "mel")
-
-
-def melanoma_label(classes: list[str]) -> Optional[str]:
-    return next((c for c in classes if c in MELANOMA), None)
 
 
 def calibration_from_arrays(classes: list[str], val: tuple[np.ndarray, np.ndarray],
@@ -43,11 +38,8 @@ def calibrate_model(model_id: str, zoo_root: Optional[Path] = None, n_bootstrap:
     rows = model_zoo.read_predictions(model_id, zoo_root)
     result = calibration_from_arrays(classes, _split_arrays(rows, "val", classes), _split_arrays(rows, "test", classes),
                                      n_bootstrap)
-    metrics = store.read_json(folder / store.METRICS_FILE)
-    metrics["calibration"] = result
-    store.write_json_atomic(folder / store.METRICS_FILE, metrics)
-    card.update(card_summary(result))
-    store.write_json_atomic(folder / store.CARD_FILE, card)
+    store.update_metrics(folder, {"calibration": result})
+    store.update_card(folder, card_summary(result))
     from .clinical import clinical_for_model
 
     clinical_for_model(model_id, zoo_root, n_bootstrap)        # its sets and thresholds depend on the temperature

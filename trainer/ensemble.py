@@ -24,6 +24,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from model_zoo.constants import FEATURE_LAYER, PREDICTION_LAYER, melanoma_label
+
 log = logging.getLogger(__name__)
 
 
@@ -65,15 +67,16 @@ def build_ensemble(members: Sequence, name: str = "ensemble", weights: Optional[
     clones = [_renamed_clone(m, f"m{k}_", inputs) for k, m in enumerate(members)]
     # `avg_pool` (the OOD detector's features): what each member's `pred` layer sees, side by side; that is the
     # pooled features (dropout is off at inference), or a member's hidden head layer where it has one.
-    joined = keras.layers.Concatenate(name="avg_pool")([c.get_layer(f"m{k}_pred").input for k, c in enumerate(clones)])
+    joined = keras.layers.Concatenate(name=FEATURE_LAYER)(
+        [c.get_layer(f"m{k}_{PREDICTION_LAYER}").input for k, c in enumerate(clones)])
     num_classes = int(members[0].output_shape[-1])
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="pred")(joined)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=PREDICTION_LAYER)(joined)
     model = keras.Model(inputs, outputs, name=name)
     weights = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=float)
-    kernels, biases = zip(*(m.get_layer("pred").get_weights() for m in members))
+    kernels, biases = zip(*(m.get_layer(PREDICTION_LAYER).get_weights() for m in members))
     kernel = np.vstack([k * w for k, w in zip(kernels, weights)]) / weights.sum()
     bias = np.sum([b * w for b, w in zip(biases, weights)], axis=0) / weights.sum()
-    model.get_layer("pred").set_weights([kernel, bias])
+    model.get_layer(PREDICTION_LAYER).set_weights([kernel, bias])
     return model
 
 
@@ -149,8 +152,6 @@ def validation_logs(candidate_ids: Sequence[str], zoo_root: Optional[Path] = Non
     stands for}, see leaf_ids).
     """
     import model_zoo
-
-    from .calibrate import melanoma_label
 
     from .data import refuse_test_only
 
@@ -306,8 +307,8 @@ def create_ensemble(member_ids: Sequence[str], model_id: str, display_name: Opti
         model.save(path)
         card["sha256"] = store.sha256_file(path)
         card["size_bytes"] = path.stat().st_size
-        (folder / store.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-        (folder / store.METRICS_FILE).write_text("{}\n")
+        store.write_card(folder, card)
+        store.write_metrics(folder, {})
 
     folder = store.write_model_folder(model_id, fill, zoo_root)
     evaluate_model(model_id, data_dir, zoo_root, bootstrap)

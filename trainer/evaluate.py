@@ -53,21 +53,17 @@ def evaluate_model(model_id: str, data_dir: Optional[str] = None, zoo_root: Opti
         probabilities[key] = loaded.predict_arrays(image_set.images.astype(np.float32), calibrated=False)
         metrics[key] = compute_metrics(image_set.labels, probabilities[key], classes, n_bootstrap)
     folder = model_zoo.zoo.model_folder(model_id, zoo_root)
-    old = store.read_json(folder / store.METRICS_FILE) if (folder / store.METRICS_FILE).is_file() else {}
-    metrics = {**old, **metrics}
     table = []
     for key, split in (("validation", "val"), ("test", "test")):
         paths = rows[key].set_index("image_id").loc[sets[key].image_ids, "path"].tolist()
         table += prediction_rows(split, sets[key].image_ids, paths, sets[key].labels, probabilities[key], classes)
-    store.write_json_atomic(folder / store.METRICS_FILE, metrics)
+    metrics = store.update_metrics(folder, metrics)        # other keys (calibration, ood, ...) kept
     tmp = folder / f".{store.PREDICTIONS_FILE}.tmp"
     write_predictions_csv(tmp, table, classes)
     tmp.replace(folder / store.PREDICTIONS_FILE)
-    card_on_disk = store.read_json(folder / store.CARD_FILE)
-    card_on_disk["headline"] = {
+    store.update_card(folder, {"headline": {
         "test_balanced_accuracy": metrics["test"]["balanced_accuracy"], "test_accuracy": metrics["test"]["accuracy"],
         "test_macro_f1": metrics["test"]["macro_f1"], "val_balanced_accuracy": metrics["validation"]["balanced_accuracy"],
-    }
-    store.write_json_atomic(folder / store.CARD_FILE, card_on_disk)
+    }})
     log.info("%s: test balanced accuracy %.4f", model_id, metrics["test"]["balanced_accuracy"])
     return metrics

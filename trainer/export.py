@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from model_zoo import store
+from model_zoo.constants import FEATURE_LAYER, PREDICTION_LAYER
 from model_zoo.explainers import HEAD_FILE, DenseHead, as_layer_list, create_explainer, create_litert_explainer
 from model_zoo.litert import LITERT_FILE, LiteRTRunner
 
@@ -50,7 +51,7 @@ def dense_head(model, cam_layers: list[str], probe: np.ndarray) -> tuple[Optiona
     concatenated maps reproduce the model's probabilities on `probe`; else (None, why not)."""
     import keras
 
-    layer, dense = model.get_layer("pred"), []
+    layer, dense = model.get_layer(PREDICTION_LAYER), []
     while True:
         if isinstance(layer, keras.layers.Dense):
             dense.insert(0, layer)
@@ -82,8 +83,6 @@ def convert(model, cam_layers: list[str]) -> bytes:
     fmap_<i>. Built-in ops only, so the bare interpreter runs it."""
     import keras
     import tensorflow as tf
-
-    from model_zoo.ood import FEATURE_LAYER
 
     outputs = [model.output, model.get_layer(FEATURE_LAYER).output] + [model.get_layer(n).output for n in cam_layers]
     view = keras.Model(model.inputs, outputs)
@@ -202,7 +201,5 @@ def export_litert(model_id: str, root: Optional[Path] = None, data_dir: Optional
     entry = {**_file_entry(folder / LITERT_FILE), "fmap_outputs": fmap_names(cam_layers),
              **({"head": {**_file_entry(folder / HEAD_FILE), "dense_layers": len(head.kernels)}} if head else {}),
              "checked_on": f"{len(probe)} {probe_source}", **report}
-    card = store.read_json(folder / store.CARD_FILE)
-    card["litert"] = entry
-    store.write_json_atomic(folder / store.CARD_FILE, card)
+    store.update_card(folder, {"litert": entry})
     return entry

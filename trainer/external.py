@@ -251,10 +251,11 @@ def external_for_model(model_id: str, dataset: str = "ph2", data_dir: Optional[s
     result["internal_reference"] = internal_reference(model, n_bootstrap)
     result["command"] = (f"python -m trainer external {model_id} --dataset {dataset}"
                          + (" --fov-crop" if fov_crop else ""))
-    path = Path(model.folder) / store.METRICS_FILE
-    metrics = store.read_json(path) if path.is_file() else {}
-    metrics.setdefault("external", {})[external_key(dataset, fov_crop)] = result
-    store.write_json_atomic(path, metrics)
+
+    def add(metrics: dict) -> None:
+        metrics.setdefault("external", {})[external_key(dataset, fov_crop)] = result
+
+    store.edit_model_json(Path(model.folder), store.METRICS_FILE, add)
     return result
 
 

@@ -20,10 +20,11 @@ import pandas as pd
 
 from model_zoo import store
 from model_zoo.calibration import calibrate
+from model_zoo.constants import melanoma_label
 from model_zoo.metadata import (FIELDS, METADATA_FILE, MetadataModel, PatientDetails, Variant, encode, fuse,
                                 variant_key)
 
-from .calibrate import card_summary, melanoma_label
+from .calibrate import card_summary
 from .data import DataError, resolve_data_dir, select
 from .metrics import compute_metrics
 
@@ -142,16 +143,12 @@ def fit_metadata_for_model(model_id: str, data_dir: Optional[str] = None, zoo_ro
     fitted = MetadataModel(classes, sites, variants, {"model_id": model_id, "method": method,
                                                       "fitted_on": "train split, HAM10000 metadata"})
     store.write_json_atomic(folder / METADATA_FILE, fitted.to_json())
-    metrics = store.read_json(folder / store.METRICS_FILE)
-    metrics["metadata_fusion"] = result
-    store.write_json_atomic(folder / store.METRICS_FILE, metrics)
-    card_data = store.read_json(folder / store.CARD_FILE)
-    card_data["metadata_fusion"] = {
+    store.update_metrics(folder, {"metadata_fusion": result})
+    store.update_card(folder, {"metadata_fusion": {
         "alpha": variant.alpha, "val_balanced_accuracy": result["validation"]["balanced_accuracy"],
         "test_balanced_accuracy": result["test"]["balanced_accuracy"],
         "test_melanoma_recall": _recall(result["test"], melanoma_label(classes)),
-    }
-    store.write_json_atomic(folder / store.CARD_FILE, card_data)
+    }})
     return result
 
 

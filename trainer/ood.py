@@ -147,10 +147,7 @@ def fit_ood_for_model(model_id: str, data_dir: Optional[str] = None, zoo_root: O
 
 def _store(folder: Path, result: dict) -> None:
     """The card's compact "ood" entry (the app reads it) and metrics.json["ood"], each written atomically."""
-    card_on_disk = store.read_json(folder / store.CARD_FILE)
-    card_on_disk["ood"] = {k: result[k] for k in CARD_KEYS}
-    card_on_disk["ood"]["sha256"] = store.sha256_file(folder / OOD_FILE)
-    store.write_json_atomic(folder / store.CARD_FILE, card_on_disk)
-    metrics = store.read_json(folder / store.METRICS_FILE)
-    metrics["ood"] = result
-    store.write_json_atomic(folder / store.METRICS_FILE, metrics)
+    summary = {k: result[k] for k in CARD_KEYS}
+    summary["sha256"] = store.sha256_file(folder / OOD_FILE)
+    store.update_card(folder, {"ood": summary})
+    store.update_metrics(folder, {"ood": result})

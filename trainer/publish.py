@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -109,8 +108,8 @@ def publish(config: TrainConfig, model, classes: list[str], input_size: int, car
         card["sha256"] = store.sha256_file(model_path)
         card["size_bytes"] = model_path.stat().st_size
         card["parameters"] = int(clean.count_params())
-        (folder / store.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-        (folder / store.METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        store.write_card(folder, card)
+        store.write_metrics(folder, metrics)
         if history_csv and Path(history_csv).is_file():
             (folder / store.HISTORY_FILE).write_text(Path(history_csv).read_text())
         write_predictions_csv(folder / store.PREDICTIONS_FILE, prediction_table, classes)

@@ -5,8 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 import model_zoo
-
-MELANOMA = ("melanoma", "mel")
+from model_zoo.constants import MELANOMA_LABELS
 
 
 def _ci(metric: dict, name: str) -> str:
@@ -15,7 +14,7 @@ def _ci(metric: dict, name: str) -> str:
 
 
 def _melanoma_recall(metric: dict) -> str:
-    for name in MELANOMA:
+    for name in MELANOMA_LABELS:
         if name in metric["per_class"]:
             row = metric["per_class"][name]
             return f"{row['recall']:.3f} ({round(row['recall'] * row['support'])}/{row['support']})"

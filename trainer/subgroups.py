@@ -12,11 +12,12 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from model_zoo.constants import MELANOMA_LABELS
+
 from .metrics import _balanced_accuracy, bootstrap_ci
 
 SMALL_GROUP = 30
 AGE_BANDS = [(0, 30, "<30"), (30, 45, "30-44"), (45, 60, "45-59"), (60, 75, "60-74"), (75, 200, "75+")]
-MELANOMA = ("mel", "melanoma")
 PATIENT_COLUMNS = ("sex", "age", "localization")
 
 
@@ -31,7 +32,7 @@ def _group_metrics(frame: pd.DataFrame, n_bootstrap: int) -> dict:
     labels = sorted(set(y) | set(p))
     yi = np.array([labels.index(v) for v in y])
     pi = np.array([labels.index(v) for v in p])
-    mel = frame["true"].isin(MELANOMA)
+    mel = frame["true"].isin(MELANOMA_LABELS)
     row = {"n": int(len(frame)), "small": bool(len(frame) < SMALL_GROUP),
            "accuracy": float((y == p).mean()), "balanced_accuracy": _balanced_accuracy(yi, pi),
            "balanced_accuracy_ci95": bootstrap_ci(yi, pi, _balanced_accuracy, n_bootstrap),
@@ -92,7 +93,5 @@ def subgroups_for_model(model_id: str, data_dir: Optional[str] = None, zoo_root:
     predictions = pd.read_csv(Path(card["folder"]) / store.PREDICTIONS_FILE)
     result = compute(predictions, manifest, n_bootstrap)
     folder = Path(card["folder"])
-    metrics = store.read_json(folder / store.METRICS_FILE)
-    metrics["subgroups"] = result
-    store.write_json_atomic(folder / store.METRICS_FILE, metrics)
+    store.update_metrics(folder, {"subgroups": result})
     return result

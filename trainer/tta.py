@@ -44,8 +44,5 @@ def measure_tta(model_id: str, data_dir: Optional[str] = None, zoo_root: Optiona
                              "nll": negative_log_likelihood(scaled, test.labels),
                              "ece_uncalibrated": expected_calibration_error(raw, test.labels)})
     folder = Path(model.card["folder"])
-    metrics = store.read_json(folder / store.METRICS_FILE)
-    metrics["tta"] = result
-    metrics["tta_validation"] = validation
-    store.write_json_atomic(folder / store.METRICS_FILE, metrics)
+    store.update_metrics(folder, {"tta": result, "tta_validation": validation})
     return result

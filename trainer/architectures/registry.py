@@ -14,8 +14,10 @@ from typing import Callable, Optional
 
 import keras
 
+from model_zoo.constants import FEATURE_LAYER, PREDICTION_LAYER
+
 # Layers that belong to the classification head, not to the backbone.
-HEAD_LAYER_NAMES = ("avg_pool", "head_dense", "head_dropout", "pred")
+HEAD_LAYER_NAMES = (FEATURE_LAYER, "head_dense", "head_dropout", PREDICTION_LAYER)
 INPUT_LAYER_NAMES = ("image", "color_constancy", "normalize", "normalize_mean")
 
 
@@ -126,12 +128,12 @@ def model_input(input_shape, color_constancy: bool = False):
 
 def add_head(features, num_classes: int, dropout: float = 0.2, dense_units: int = 0):
     """The shared classification head: global average pool, optional dense, dropout, softmax."""
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    x = keras.layers.GlobalAveragePooling2D(name=FEATURE_LAYER)(features)
     if dense_units:
         x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     # Softmax in float32 even under mixed precision: float16 softmax saturates.
-    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="pred")(x)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=PREDICTION_LAYER)(x)
 
 
 def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
