@@ -9,14 +9,13 @@ import numpy as np
 
 from .data import ImageSet, fov_crop_of, load_images, resolve_data_dir, select
 from .metrics import compute_metrics
+from .predict import predict_set
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_sets(model, sets: dict[str, ImageSet], classes: list[str], n_bootstrap: int = 1000):
     """Metrics per named split, and the probabilities used for them."""
-    from .train import predict_set
-
     metrics, probabilities = {}, {}
     for name, image_set in sets.items():
         probabilities[name] = predict_set(model, image_set)
