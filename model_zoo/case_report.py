@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from .classes import display_name, is_concerning
-from .diagnosis import Diagnosis, Heatmap
+from .constants import HEATMAP_OPACITY
+from .diagnosis_result import Diagnosis, Heatmap
 
 DISCLAIMER = ("Teaching and research demo — not a medical device. Do not use it to diagnose or to decide on "
               "treatment. A model can be confidently wrong; any worrying lesion needs a clinician.")
@@ -235,7 +236,8 @@ def _draw(fig, d: Diagnosis, heat: Optional[Heatmap], upload_name: str, stamp: d
     if d.refused:
         y = 0.675
     else:
-        overlay = render_overlay(image, heat.values, 0.45) if heat is not None and image is not None else None
+        overlay = (render_overlay(image, heat.values, HEATMAP_OPACITY)
+                   if heat is not None and image is not None else None)
         title = (f"Heatmap method: {heat.label}, where the model looked for {display_name(heat.target)}"
                  if heat is not None else "Heatmap: not computed")
         _picture(fig, [0.54, 0.69, 0.40, 0.20], overlay, title)

@@ -14,7 +14,9 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 from .case_report import case_report, report_filename
 from .classes import display_name
-from .diagnosis import BATCH_CHUNK, NOT_DERMOSCOPY, Diagnosis, ItemError, batch_table, diagnose_batch
+from .batch_export import batch_table
+from .diagnosis import BATCH_CHUNK, diagnose_batch
+from .diagnosis_result import NOT_DERMOSCOPY, Diagnosis, ItemError
 from .preprocessing import ImageError, load_image
 from .uploads import MAX_BATCH_FILES, MAX_ZIP_TOTAL, Item
 

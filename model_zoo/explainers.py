@@ -29,9 +29,10 @@ from typing import BinaryIO, Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from .constants import EXPLAINER_LABELS, PREDICTION_LAYER
+
 SCORECAM_MAX_N = 32          # Score-CAM: channels kept (batched forward passes); -1 = all (slow)
 _REGISTRY: dict[str, Callable] = {}
-LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM"}
 
 
 def register(name: str):
@@ -43,7 +44,7 @@ def register(name: str):
 
 def list_explainers() -> list[str]:
     """Names the app offers (the tf-keras-vis Grad-CAM reference is for tests and benchmarks)."""
-    return [name for name in _REGISTRY if name in LABELS]
+    return [name for name in _REGISTRY if name in EXPLAINER_LABELS]
 
 
 CamLayers = Union[str, Sequence[str]]
@@ -100,7 +101,7 @@ class GradCAM(Explainer):
         import keras
         import tensorflow as tf
 
-        pred = model.get_layer("pred")
+        pred = model.get_layer(PREDICTION_LAYER)
         view = keras.Model(model.inputs, [[model.get_layer(name).output for name in self.cam_layers], pred.input])
         kernel, bias = pred.kernel, pred.bias
 

@@ -29,7 +29,6 @@ from typing import Optional
 import numpy as np
 
 OOD_FILE = "ood.npz"
-FEATURE_LAYER = "avg_pool"
 IN_DISTRIBUTION, UNLIKE_TRAINING, NOT_DERMOSCOPY = "in_distribution", "unlike_training", "not_dermoscopy"
 KINDS = (IN_DISTRIBUTION, UNLIKE_TRAINING, NOT_DERMOSCOPY)
 

@@ -6,8 +6,9 @@ import io
 import numpy as np
 from PIL import Image
 
+from .constants import HEATMAP_OPACITY
+
 COLORMAP = "jet"
-OPACITY = 0.45                   # default share of the heatmap in the blend
 # Offered to the user: jet is the CAM literature's habit; viridis and cividis stay readable with colour blindness
 # (perceptually uniform, and cividis is built for red-green colour vision deficiency).
 COLORMAPS = {"jet": "Jet (rainbow)", "viridis": "Viridis (colour-blind safe)", "cividis": "Cividis (colour-blind safe)"}
@@ -24,7 +25,7 @@ def colorize(heatmap: np.ndarray, colormap: str = COLORMAP) -> np.ndarray:
     return (colormaps[colormap](np.clip(heatmap, 0, 1))[..., :3] * 255).astype(np.uint8)
 
 
-def render_overlay(image: Image.Image, heatmap: np.ndarray, opacity: float = OPACITY,
+def render_overlay(image: Image.Image, heatmap: np.ndarray, opacity: float = HEATMAP_OPACITY,
                    colormap: str = COLORMAP) -> Image.Image:
     """Blend the colourised heatmap (resized to the image) over the RGB image."""
     rgb = image.convert("RGB")

@@ -22,6 +22,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from .classes import display_name, is_concerning
+from .constants import MELANOMA_LABELS
 from .examples import Case
 
 QUIZ_SIZE = 10
@@ -29,7 +30,6 @@ MAX_QUIZ_SIZE = 50
 BENIGN = "benign: reassure or follow up"
 SUSPICIOUS = "suspicious: refer or excise"
 CALLS = (BENIGN, SUSPICIOUS)
-MELANOMA_LABELS = ("melanoma", "mel")
 NOTES_FILE = Path(__file__).resolve().parent.parent / "assets" / "teaching_notes.json"
 LABELS_CSV = "labels.csv"
 MAX_ZIP_CASES = 100

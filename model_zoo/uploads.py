@@ -6,9 +6,10 @@ from io import BytesIO
 from pathlib import PurePosixPath
 from typing import Iterator, Sequence
 
+from .constants import IMAGE_SUFFIXES
+
 MAX_BATCH_FILES = 200                    # images read from one batch, and from one zip
 MAX_ZIP_TOTAL = 200 * 1024 * 1024        # uncompressed bytes read from one zip
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 Item = tuple[str, "bytes | None", str]   # (name, image bytes or None, problem)
 
 

@@ -218,7 +218,7 @@ class ZooModel:
             import keras
             import tensorflow as tf
 
-            from .ood import FEATURE_LAYER
+            from .constants import FEATURE_LAYER
 
             model = self.keras_model
             view = keras.Model(model.inputs, [model.output, model.get_layer(FEATURE_LAYER).output])

@@ -14,7 +14,10 @@ import app_ui
 from model_zoo import ImageError, ModelUnavailable, clinic
 from model_zoo.case_report import case_report, report_filename
 from model_zoo.classes import class_info, display_name
-from model_zoo.diagnosis import EXPLAINER_LABELS, Diagnosis, Heatmap, batch_csv, diagnose, heatmap
+from model_zoo.batch_export import batch_csv
+from model_zoo.constants import EXPLAINER_LABELS, HEATMAP_OPACITY, UPLOAD_TYPES
+from model_zoo.diagnosis import diagnose, heatmap
+from model_zoo.diagnosis_result import Diagnosis, Heatmap
 from model_zoo.inference import abstention_sentence, melanoma_sentence, test_recall_sentence
 from model_zoo.metadata import PatientDetails
 from model_zoo.overlay import COLORMAPS, HOT_COLOUR, render_overlay, to_png_bytes
@@ -22,7 +25,6 @@ from model_zoo.uploads import batch_items, count_items
 
 app_ui.route_deep_link()
 
-IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
 BATCH_PROGRESS_CHUNK = 16         # images per forward pass in a batch, and per step of its progress bar
 # the batch table on the page (clinic.batch_view); the CSV has every column
 BATCH_COLUMNS = {"outcome": st.column_config.TextColumn(width="medium"),
@@ -39,7 +41,8 @@ def image_source_ui(card: dict) -> tuple[str, bytes | None, str | None]:
     options = ["Upload a file", "Take a photo", "Example from the test set"]
     source = st.radio("Image", options, horizontal=True, key="classify_source")
     if source == options[0]:
-        upload = st.file_uploader("Dermoscopy image (JPEG, PNG, BMP, TIFF or WebP)", type=IMAGE_TYPES, key="classify_upload")
+        upload = st.file_uploader("Dermoscopy image (JPEG, PNG, BMP, TIFF or WebP)", type=list(UPLOAD_TYPES),
+                                  key="classify_upload")
         return (upload.name, upload.getvalue(), None) if upload else ("", None, None)
     if source == options[1]:
         shot = st.camera_input("Take a photo through a dermatoscope", key="classify_camera")
@@ -167,7 +170,7 @@ def explanation_ui(model, d: Diagnosis, image_key: str) -> Heatmap:
     target = c2.selectbox("Explain the class", [c for c, _ in d.ranked()], format_func=display_name,
                           key=f"cam_target_{d.model_id}")
     colormap = c3.selectbox("Heatmap colours", list(COLORMAPS), format_func=COLORMAPS.get, key="cam_colormap")
-    opacity = c4.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="cam_opacity")
+    opacity = c4.slider("Heatmap opacity", 0.0, 1.0, HEATMAP_OPACITY, 0.05, key="cam_opacity")
     computed = app_cache.session_memo("heatmaps", (image_key, d.model_id), dict)   # this image's, per session
     if (method, target) not in computed:
         with st.spinner(f"Computing {EXPLAINER_LABELS[method]}..."):
@@ -262,7 +265,7 @@ def reports_ui(model_id: str, results: list, files: list[tuple[str, bytes]], key
 
 def batch_ui(card: dict) -> None:
     st.caption(clinic.limits_sentence(st.get_option("server.maxUploadSize")))
-    uploads = st.file_uploader("Several images, or one zip of images", type=IMAGE_TYPES + ["zip"],
+    uploads = st.file_uploader("Several images, or one zip of images", type=[*UPLOAD_TYPES, "zip"],
                                accept_multiple_files=True, key="classify_batch")
     if not uploads:
         app_cache.session_drop("batch", "batch_reports")

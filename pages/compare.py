@@ -11,7 +11,9 @@ import app_cache
 import app_ui
 from model_zoo import ImageError, ModelUnavailable, clinic
 from model_zoo.classes import display_name
-from model_zoo.diagnosis import Diagnosis, diagnose_models, heatmap
+from model_zoo.constants import HEATMAP_OPACITY, UPLOAD_TYPES
+from model_zoo.diagnosis import diagnose_models, heatmap
+from model_zoo.diagnosis_result import Diagnosis
 from model_zoo.overlay import render_overlay
 
 app_ui.route_deep_link()
@@ -29,8 +31,7 @@ def image_ui(datasets: list[str]) -> tuple[str, bytes | None, str | None]:
     options = ["Upload", "Example case"]
     source = st.radio("Image source", options, horizontal=True, key="compare_source")
     if source == options[0]:
-        upload = st.file_uploader("Dermoscopy image", type=["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"],
-                                  key="compare_upload")
+        upload = st.file_uploader("Dermoscopy image", type=list(UPLOAD_TYPES), key="compare_upload")
         return (upload.name, upload.getvalue(), None) if upload else ("", None, None)
     if not datasets:
         return "", None, None
@@ -61,7 +62,7 @@ def run_models(models: list, cards: list[dict], data: bytes, name: str) -> tuple
         progress = st.progress(0.0, text="Drawing the heatmaps...")
         for i, (model, card, d) in enumerate(zip(models, cards, diagnoses)):
             heat = heatmap(model, d, None, "gradcam", explainer=app_cache.get_explainer(card["id"], "gradcam"))
-            overlays.append(render_overlay(d.image, heat.values, 0.45))
+            overlays.append(render_overlay(d.image, heat.values, HEATMAP_OPACITY))
             progress.progress((i + 1) / len(models), text=f"{card['display_name']} done")
         progress.empty()
     return diagnoses, overlays

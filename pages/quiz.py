@@ -16,8 +16,8 @@ import app_charts
 import app_ui
 from model_zoo import quiz
 from model_zoo.classes import display_name
+from model_zoo.constants import EXPLAINER_LABELS
 from model_zoo.examples import Case
-from model_zoo.explainers import LABELS as EXPLAINER_LABELS
 from model_zoo.overlay import COLORMAPS
 
 app_ui.route_deep_link()

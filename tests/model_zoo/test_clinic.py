@@ -10,7 +10,7 @@ from PIL import Image
 
 from model_zoo import clinic
 from model_zoo.classes import display_name
-from model_zoo.diagnosis import Diagnosis, ItemError, OodVerdict
+from model_zoo.diagnosis_result import Diagnosis, ItemError, OodVerdict
 from model_zoo.uploads import MAX_BATCH_FILES, batch_items, count_items
 
 pypdf = pytest.importorskip("pypdf")

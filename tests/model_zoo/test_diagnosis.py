@@ -16,6 +16,8 @@ from PIL import ImageFilter
 
 import model_zoo
 from model_zoo import diagnosis as dg
+from model_zoo.batch_export import batch_csv, batch_row, batch_table
+from model_zoo.diagnosis_result import Diagnosis, ItemError
 from model_zoo.metadata import PatientDetails
 from model_zoo.preprocessing import load_image
 
@@ -46,7 +48,7 @@ def photo():
 
 
 @pytest.fixture(scope="module")
-def singles(model, ham_images) -> list[dg.Diagnosis]:
+def singles(model, ham_images) -> list[Diagnosis]:
     return [dg.diagnose(model, path, name=path.name) for path in ham_images]
 
 
@@ -83,7 +85,7 @@ def test_a_photo_is_refused_with_no_classification(model, photo):
     assert d.not_dermoscopy.rejected and d.not_dermoscopy.score > d.not_dermoscopy.threshold
     assert "On test, this check refused" in d.not_dermoscopy.how_decided
     assert d.probabilities is None and d.top is None and d.abstains is None and d.melanoma_alert is None
-    row = dg.batch_row(d, model.classes)
+    row = batch_row(d, model.classes)
     assert row["status"] == "refused" and row["not_dermoscopy"] is True and row["prediction"] == ""
     assert all(row[f"p_{c}"] is None for c in model.classes)
 
@@ -113,7 +115,7 @@ def test_detector_status_is_reported_when_there_is_none(model, ham_images):
     d = dg.diagnose(NoDetector(model), ham_images[1])
     assert not d.not_dermoscopy.checked and not d.refused
     assert d.not_dermoscopy.note == f"Note: {NoDetector.ood_status}, so non-dermoscopy images are not refused."
-    assert dg.batch_row(d, model.classes)["not_dermoscopy"] is None
+    assert batch_row(d, model.classes)["not_dermoscopy"] is None
 
 
 def test_patient_details_are_fused_with_the_variants_thresholds(model, ham_images):
@@ -135,9 +137,9 @@ def test_batch_equals_single(model, ham_images, singles):
     items += [("skipped.txt", None, "Skipped: not an image file name.")] + [(p.name, p) for p in ham_images[4:]]
     results = dg.diagnose_batch(model, items, chunk=3)
     assert [r.name for r in results] == [i[0] for i in items]
-    errors = [r for r in results if isinstance(r, dg.ItemError)]
+    errors = [r for r in results if isinstance(r, ItemError)]
     assert [e.name for e in errors] == ["broken.jpg", "skipped.txt"] and "Skipped" in errors[1].message
-    batch = [r for r in results if isinstance(r, dg.Diagnosis)]
+    batch = [r for r in results if isinstance(r, Diagnosis)]
     for b, s in zip(batch, singles):
         assert b.name == s.name and b.refusal_kind == s.refusal_kind and b.abstains == s.abstains
         assert b.melanoma_alert == s.melanoma_alert and b.prediction_set == s.prediction_set
@@ -150,7 +152,7 @@ def test_batch_equals_single(model, ham_images, singles):
 def test_batch_table_carries_every_class_the_model_and_the_flags(model, ham_images, photo):
     results = dg.diagnose_batch(model, [(p.name, p) for p in ham_images[:3]] + [("photo.png", photo),
                                                                                ("bad.png", b"")])
-    rows = dg.batch_table(results)
+    rows = batch_table(results)
     assert len({tuple(r) for r in rows}) == 1                 # one set of columns for every row
     for column in ("model_id", "model_sha256", "not_dermoscopy", "uncertain_refer", "quality_ok", "melanoma_alert",
                    *(f"p_{c}" for c in model.classes)):
@@ -159,7 +161,7 @@ def test_batch_table_carries_every_class_the_model_and_the_flags(model, ham_imag
     classified = [r for r in rows if r["status"] == "classified"]
     assert classified and all(abs(sum(r[f"p_{c}"] for c in model.classes) - 1) < 1e-3 for r in classified)
     assert [r["status"] for r in rows[3:]] == ["refused", "error"]
-    parsed = list(csv.DictReader(io.StringIO(dg.batch_csv(results))))
+    parsed = list(csv.DictReader(io.StringIO(batch_csv(results))))
     assert len(parsed) == 5 and parsed[4]["reason"] == "The file is empty."
 
 

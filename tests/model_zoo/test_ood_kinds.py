@@ -11,6 +11,7 @@ import pytest
 
 import model_zoo
 from model_zoo import diagnosis as dg
+from model_zoo.batch_export import batch_row
 from model_zoo.ood import IN_DISTRIBUTION, NOT_DERMOSCOPY, UNLIKE_TRAINING, SubspaceResidualDetector
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +76,7 @@ def test_another_clinics_image_is_classified_with_a_warning_and_the_alert(model,
     assert "unlike the images this model was trained on" in d.ood_warning and "does not look like" not in d.ood_warning
     assert d.refer is True, "an image unlike the training images is always referred"
     assert d.melanoma_alert == (d.melanoma_probability >= d.melanoma_threshold), "the alert still applies"
-    row = dg.batch_row(d, model.classes)
+    row = batch_row(d, model.classes)
     assert row["status"] == "classified" and row["unlike_training"] is True and row["not_dermoscopy"] is False
     assert row["refer"] is True and row["warning"] == d.ood_warning
 
