@@ -23,12 +23,14 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 STOP_GRACE_SECONDS = 10          # after SIGTERM, how long a worker gets before SIGKILL
 POLL_SECONDS = 0.2
+
+TrainerMain = Callable[[list[str]], int]      # trainer.cli.main, passed in: this module does not import the CLI
 
 
 def parse_workers(text: str) -> list[str]:
@@ -66,12 +68,10 @@ def is_local(workers: Sequence[str]) -> bool:
     return all(w.rpartition(":")[0].strip("[]") in LOCAL_HOSTS for w in workers)
 
 
-def run_one(workers: Sequence[str], index: int, command: Sequence[str]) -> int:
+def run_one(workers: Sequence[str], index: int, command: Sequence[str], trainer_main: TrainerMain) -> int:
     """This host's worker: set TF_CONFIG and run the trainer command in this process; returns its exit code."""
-    from .cli import main
-
     os.environ["TF_CONFIG"] = json.dumps(tf_config(workers, index))
-    return main(list(command))
+    return trainer_main(list(command))
 
 
 def _stream(process: subprocess.Popen, prefix: str) -> None:
@@ -151,8 +151,8 @@ def plan(command: Sequence[str], workers: Optional[str] = None, local: Optional[
     return hosts, command
 
 
-def launch(workers: Sequence[str], command: Sequence[str], index: Optional[int] = None) -> int:
+def launch(workers: Sequence[str], command: Sequence[str], index: Optional[int], trainer_main: TrainerMain) -> int:
     """`python -m trainer launch`: this host's worker (`index` given) or every worker on localhost."""
     if index is not None:
-        return run_one(workers, index, command)
+        return run_one(workers, index, command, trainer_main)
     return run_local(workers, command)
