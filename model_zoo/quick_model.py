@@ -232,7 +232,7 @@ def fit(data: QuickData, backbone, model_id: str, display_name: Optional[str] = 
     of that id is replaced only with replace=True)."""
     from .calibration import calibrate, card_summary
     from .metrics import compute_metrics
-    from .reports import melanoma_label
+    from .constants import melanoma_label
 
     root = Path(root or store.zoo_dir())
     _check_model_id(model_id, root, replace)

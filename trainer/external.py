@@ -172,7 +172,8 @@ def _probabilities_gates_aside(model, paths: Sequence[Path], fov_crop: bool) -> 
 def score_external(model, folder: Path, manifest: pd.DataFrame, n_bootstrap: int = N_BOOTSTRAP,
                    fov_crop: Optional[bool] = None) -> dict:
     """Every figure of one model on one external set (see the module docstring)."""
-    from model_zoo.diagnosis import diagnose_batch, fov_crop_default, melanoma_status
+    from model_zoo.diagnosis import diagnose_batch, fov_crop_default
+    from model_zoo.gates import melanoma_status
 
     check_model(model.card)
     crop = fov_crop_default(model) if fov_crop is None else bool(fov_crop)
@@ -222,7 +223,7 @@ def internal_reference(model, n_bootstrap: int = N_BOOTSTRAP) -> Optional[dict]:
             if r["split"] == "test" and r["true"] in (POSITIVE, NEGATIVE)]
     if not rows:
         return None
-    from model_zoo.diagnosis import melanoma_status
+    from model_zoo.gates import melanoma_status
 
     raw = np.array([[float(r[f"p_{c}"]) for c in model.classes] for r in rows], np.float32)
     probabilities = model.calibrate(raw)

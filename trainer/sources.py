@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import pandas as pd
 
-from model_zoo.uploads import IMAGE_SUFFIXES
+from model_zoo.constants import IMAGE_SUFFIXES
 
 HAM_METADATA = "HAM10000_metadata.csv"
 HAM_PARTS = ("HAM10000_images_part_1", "HAM10000_images_part_2")
