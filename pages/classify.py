@@ -131,8 +131,7 @@ def melanoma_ui(d: Diagnosis) -> None:
 def summary_ui(d: Diagnosis, true_label: str | None) -> None:
     """Abstention, the top class with the conformal set, the malignant total and the melanoma alert."""
     if d.unlike_training:
-        st.warning(f"**{d.ood_warning}** The answer below is less reliable than usual; the melanoma alert still "
-                   "applies. Have the lesion assessed by a clinician.", icon=":material/travel_explore:")
+        st.warning(f"**{d.ood_warning}**", icon=":material/travel_explore:")   # the message says why and what to do
     if d.abstains:
         st.error(f"**Uncertain — refer to a clinician.** The model's confidence ({d.top_probability:.0%}) is below "
                  f"the level at which it answers ({d.abstention_threshold:.0%}); the classes below are shown for "
