@@ -18,6 +18,14 @@ AddParser = Callable[..., argparse.ArgumentParser]
 DATASET_HELP = "isic_9class, ham10000, or the name of a dataset made by `python -m trainer prepare` (in --data-dir)"
 
 
+def _one_model(add: AddParser, help: str, description: str):
+    """A subcommand that works on one zoo model: MODEL_ID and the common options."""
+    p = add(help=help, description=description)
+    p.add_argument("model_id")
+    add_common(p)
+    return p
+
+
 def _dataset(text: str) -> str:
     """A built-in dataset or a name a prepared one can have; whether it exists is checked with the data folder."""
     from model_zoo.datadir import NAME_PATTERN, test_only_problem
@@ -154,10 +162,8 @@ def launch_args(add: AddParser) -> None:
 
 
 def evaluate_args(add: AddParser) -> None:
-    p = add(help="re-evaluate a zoo model (metrics.json, predictions.csv)",
-            description="Recompute a zoo model's validation and test metrics from the data.")
-    p.add_argument("model_id")
-    add_common(p)
+    p = _one_model(add, "re-evaluate a zoo model (metrics.json, predictions.csv)",
+                   "Recompute a zoo model's validation and test metrics from the data.")
     p.add_argument("--bootstrap", type=int, default=1000)
 
 
@@ -221,19 +227,15 @@ def external_args(add: AddParser) -> None:
 
 
 def subgroups_args(add: AddParser) -> None:
-    p = add(help="test metrics by subgroup: sex, age band, body site (HAM10000); image source (9-class)",
-            description="Per-subgroup test metrics with counts and CIs, stored in metrics.json.")
-    p.add_argument("model_id")
-    add_common(p)
+    _one_model(add, "test metrics by subgroup: sex, age band, body site (HAM10000); image source (9-class)",
+               "Per-subgroup test metrics with counts and CIs, stored in metrics.json.")
 
 
 def ood_args(add: AddParser) -> None:
-    p = add(help="fit and evaluate the 'not a dermoscopy image' detector",
-            description="Residual (ViM-style) detector on training features: 'unlike training' and 'not "
-                        "dermoscopy' thresholds on validation, AUROC on the dermoscopy test split vs a "
-                        "built-in set of non-dermoscopy images.")
-    p.add_argument("model_id")
-    add_common(p)
+    _one_model(add, "fit and evaluate the 'not a dermoscopy image' detector",
+               "Residual (ViM-style) detector on training features: 'unlike training' and 'not "
+               "dermoscopy' thresholds on validation, AUROC on the dermoscopy test split vs a "
+               "built-in set of non-dermoscopy images.")
 
 
 def ensemble_args(add: AddParser) -> None:
@@ -254,27 +256,21 @@ def ensemble_args(add: AddParser) -> None:
 
 
 def tta_args(add: AddParser) -> None:
-    p = add(help="measure test-time augmentation against plain prediction on test",
-            description="Test metrics and calibration with and without 8-view test-time augmentation.")
-    p.add_argument("model_id")
-    add_common(p)
+    _one_model(add, "measure test-time augmentation against plain prediction on test",
+               "Test metrics and calibration with and without 8-view test-time augmentation.")
 
 
 def metadata_args(add: AddParser) -> None:
-    p = add(help="fit the patient-details model (age, sex, site) fused with a HAM10000 model",
-            description="Logistic regression on the training split's metadata, pooled with the image "
-                        "model's probabilities; the fusion weight and temperature are chosen on validation.")
-    p.add_argument("model_id")
-    add_common(p)
+    p = _one_model(add, "fit the patient-details model (age, sex, site) fused with a HAM10000 model",
+                   "Logistic regression on the training split's metadata, pooled with the image "
+                   "model's probabilities; the fusion weight and temperature are chosen on validation.")
     p.add_argument("--bootstrap", type=int, default=1000)
 
 
 def export_args(add: AddParser) -> None:
-    p = add(help="write model.tflite: serve the model without TensorFlow (LiteRT)",
-            description="Convert a zoo model to LiteRT with its probabilities, features and Grad-CAM "
-                        "class maps; checked against Keras on validation images before it is published.")
-    p.add_argument("model_id")
-    add_common(p)
+    p = _one_model(add, "write model.tflite: serve the model without TensorFlow (LiteRT)",
+                   "Convert a zoo model to LiteRT with its probabilities, features and Grad-CAM "
+                   "class maps; checked against Keras on validation images before it is published.")
 
 
 def quality_args(add: AddParser) -> None:
